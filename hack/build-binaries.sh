@@ -9,9 +9,8 @@
 # the go.mod that the module proxy serves, so a new release needs only a new version below.
 set -euo pipefail
 
-KUBE_VERSION="${KUBE_VERSION:-v1.36.3}"
-ETCD_VERSION="${ETCD_VERSION:-v3.6.17}"
-KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+# shellcheck source=hack/versions.env
+source "$(dirname "${BASH_SOURCE[0]}")/versions.env"
 CACHE_DIR="${APISERVICE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/apiservice-operator}"
 
 # The staging modules carry the Kubernetes minor version as v0.<minor>.<patch>.
