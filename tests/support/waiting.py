@@ -33,7 +33,7 @@ def wait_for(
     while True:
         try:
             value = probe()
-        except Exception as error:  # noqa: BLE001 - any failure means "not yet"
+        except Exception as error:  # Any failure means "not yet".
             last = error
         else:
             if value:
@@ -49,17 +49,17 @@ def wait_for(
 async def async_wait_for(
     probe: Callable[[], Awaitable[T]],
     *,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - a deadline per call is what this helper offers
     description: str,
     interval: float = DEFAULT_INTERVAL,
 ) -> T:
-    """Await `probe` until it returns a truthy value, as `wait_for` does, without blocking the loop."""
+    """Await `probe` until it returns a truthy value, as `wait_for` does, without blocking."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
         try:
             value = await probe()
-        except Exception as error:  # noqa: BLE001 - any failure means "not yet"
+        except Exception as error:  # Any failure means "not yet".
             last = error
         else:
             if value:
