@@ -56,6 +56,9 @@ class ApiModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         use_enum_values=True,
+        # Validate defaults too, so that enum defaults become plain values like parsed input
+        # does: without it a default field holds Environment.DEV while a parsed one holds "dev".
+        validate_default=True,
     )
 
     def to_api(self) -> dict[str, Any]:
