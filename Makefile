@@ -1,0 +1,111 @@
+# Development tasks for apiservice-operator. `make help` lists them.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+VENV_PYTHON := $(VENV)/bin/python
+include hack/versions.env
+CACHE_DIR ?= $(or $(APISERVICE_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/apiservice-operator)
+KUBECTL ?= $(CACHE_DIR)/bin/kubernetes-$(KUBE_VERSION)/kubectl
+KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
+export KUBECONFIG
+IMAGE ?= apiservice-operator:dev
+PYTEST_FLAGS ?=
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} \
+	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  %-20s %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+.PHONY: setup
+setup: $(VENV)/.installed ## Create the virtualenv with the operator and its development tools.
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV_PYTHON) -m pip install --quiet --upgrade pip
+	$(VENV_PYTHON) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+##@ Local cluster
+
+.PHONY: binaries
+binaries: ## Build the control plane binaries into the cache (once per version).
+	hack/build-binaries.sh
+
+.PHONY: cluster-up
+cluster-up: ## Start the local control plane; the kubeconfig goes to .cluster/kubeconfig.
+	hack/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane and remove its state.
+	hack/cluster.sh down
+
+.PHONY: cluster-status
+cluster-status: ## Tell whether each control plane component runs.
+	hack/cluster.sh status
+
+##@ Development
+
+.PHONY: manifests
+manifests: setup ## Generate the CRD and the API reference from the models.
+	$(VENV_PYTHON) hack/gen_crd.py
+	$(VENV_PYTHON) hack/gen_api_reference.py
+
+.PHONY: verify-manifests
+verify-manifests: setup ## Fail when the committed CRD or API reference differs from the models.
+	$(VENV_PYTHON) hack/gen_crd.py --check
+	$(VENV_PYTHON) hack/gen_api_reference.py --check
+
+.PHONY: verify
+verify: verify-manifests ## Run every verify-* check.
+
+.PHONY: lint
+lint: setup ## Run ruff, mypy (strict on the package) and import-linter.
+	$(VENV)/bin/ruff check operator tests hack
+	$(VENV)/bin/ruff format --check operator tests hack
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+.PHONY: fmt
+fmt: setup ## Format the code with ruff.
+	$(VENV)/bin/ruff format operator tests hack
+	$(VENV)/bin/ruff check --fix operator tests hack
+
+.PHONY: install
+install: cluster-up ## Install the CRD into the current cluster.
+	$(KUBECTL) apply --server-side -f crds/
+
+.PHONY: run
+run: setup install ## Run the operator against the current kubeconfig.
+	$(VENV)/bin/apiservice-operator
+
+##@ Tests
+
+.PHONY: test
+test: setup ## Run the unit tests (no cluster).
+	$(VENV_PYTHON) -m pytest tests/unit $(PYTEST_FLAGS)
+
+.PHONY: test-cluster
+test-cluster: setup binaries ## Run the cluster tests on the local control plane.
+	$(VENV_PYTHON) -m pytest -m cluster $(PYTEST_FLAGS)
+
+.PHONY: test-contract
+test-contract: setup contract-deps ## Run the rendered configuration with real nginx, PostgreSQL and Redis.
+	$(VENV_PYTHON) -m pytest -m contract $(PYTEST_FLAGS)
+
+.PHONY: contract-deps
+contract-deps: ## Install nginx, PostgreSQL and Redis from Debian's packages when missing.
+	hack/install-contract-deps.sh
+
+.PHONY: test-all
+test-all: setup binaries contract-deps lint verify ## Run the whole suite, as CI does.
+	$(VENV_PYTHON) -m pytest $(PYTEST_FLAGS)
+
+.PHONY: test-e2e
+test-e2e: test-cluster ## Alias of test-cluster, by the kubebuilder name.

@@ -1,0 +1,90 @@
+"""Command line entry point: `apiservice-operator` or `python -m apiservice_operator`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import kopf
+from prometheus_client import start_http_server
+
+from apiservice_operator.observability.logging import configure_logging
+from apiservice_operator.observability.metrics import REGISTRY
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; each option also reads an APISERVICE_OPERATOR_* variable."""
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="apiservice-operator",
+        description="Run the ApiService operator against the cluster of the current kubeconfig "
+        "(or the in-cluster service account).",
+    )
+    parser.add_argument(
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        default=[n for n in env("APISERVICE_OPERATOR_NAMESPACES", "").split(",") if n],
+        help="Watch only this namespace; repeat for several. Default: every namespace.",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "json", "console"),
+        default=env("APISERVICE_OPERATOR_LOG_FORMAT", "auto"),
+        help="Log output: JSON lines, or console text; auto picks console on a terminal.",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default=env("APISERVICE_OPERATOR_LOG_LEVEL", "INFO").upper(),
+        help="Lowest level of the records that are logged.",
+    )
+    parser.add_argument(
+        "--bind-address",
+        default=env("APISERVICE_OPERATOR_BIND_ADDRESS", "127.0.0.1"),
+        help="Address of the metrics and health servers; 0.0.0.0 inside a pod.",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env("APISERVICE_OPERATOR_METRICS_PORT", "8080")),
+        help="TCP port of the Prometheus /metrics endpoint; 0 turns it off.",
+    )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=int(env("APISERVICE_OPERATOR_HEALTH_PORT", "8081")),
+        help="TCP port of the /healthz liveness endpoint; 0 turns it off.",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Configure logging and metrics, then run the Kopf operator until it is stopped."""
+    args = parse_args(argv)
+    json_output = args.log_format == "json" or (
+        args.log_format == "auto" and not sys.stderr.isatty()
+    )
+    configure_logging(json_output=json_output, level=args.log_level)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.bind_address, registry=REGISTRY)
+
+    # Importing the handlers registers them with Kopf.
+    import apiservice_operator.handlers  # noqa: F401
+
+    liveness = (
+        f"http://{args.bind_address}:{args.health_port}/healthz" if args.health_port else None
+    )
+    kopf.run(
+        clusterwide=not args.namespaces,
+        namespaces=args.namespaces,
+        standalone=True,
+        liveness_endpoint=liveness,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

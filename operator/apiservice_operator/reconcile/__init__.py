@@ -1,0 +1,1 @@
+"""Reconcile layer: applies the rendered children, reads their state and computes status."""
