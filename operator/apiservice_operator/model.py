@@ -1,7 +1,7 @@
 """Pydantic models of the ApiService resource: the spec users write and the status we report.
 
-These models are the single source of the API. The CRD in `crds/` is generated from them
-(`make manifests`), so every field's type, default, bound and description lives here, and the
+These models are the single source of the API. `python hack/gen_crd.py` generates the CRD in
+`crds/` from them, so every field's type, default, bound and description lives here, and the
 cross-field rules that the API server enforces are attached as CEL `x-kubernetes-validations`.
 Field names are snake_case in Python and camelCase on the wire, as Kubernetes expects.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "apiservice.dev"
@@ -25,10 +25,13 @@ CATEGORIES = ("apiservice-dev", "all")
 
 # A DNS-1123 subdomain, optionally with a leading wildcard label, as Ingress hosts accept.
 HOST_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-# A DNS-1123 label: the form of Secret, ConfigMap and StorageClass names we refer to.
+# A DNS-1123 subdomain: the form of Secret, ConfigMap and StorageClass names we refer to.
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-# A Kubernetes quantity such as 500m, 1Gi or 2.5.
-QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+# A non-negative Kubernetes quantity such as 500m, 1Gi, 2.5 or 1e3: a decimal number and one
+# optional suffix, which is a binary SI suffix, a decimal SI suffix or a decimal exponent. This is
+# the grammar of resource.Quantity in k8s.io/apimachinery without the sign, because negative CPU
+# and memory amounts are invalid.
+QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
 # An environment variable name as the API server accepts it for containers.
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 # An absolute URL path such as /health.
@@ -66,7 +69,7 @@ class ApiModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-class Environment(str, enum.Enum):
+class Environment(enum.StrEnum):
     """Deployment environment, passed to the app as ENVIRONMENT."""
 
     DEV = "dev"
@@ -74,7 +77,7 @@ class Environment(str, enum.Enum):
     PROD = "prod"
 
 
-class LogLevel(str, enum.Enum):
+class LogLevel(enum.StrEnum):
     """Log level of the app, passed as LOG_LEVEL in the upper case that Python logging uses."""
 
     DEBUG = "DEBUG"
@@ -84,7 +87,7 @@ class LogLevel(str, enum.Enum):
     CRITICAL = "CRITICAL"
 
 
-class PullPolicy(str, enum.Enum):
+class PullPolicy(enum.StrEnum):
     """Image pull policy, as on a Kubernetes container."""
 
     ALWAYS = "Always"
@@ -92,7 +95,7 @@ class PullPolicy(str, enum.Enum):
     NEVER = "Never"
 
 
-class RetentionPolicy(str, enum.Enum):
+class RetentionPolicy(enum.StrEnum):
     """What happens to stored data when the ApiService is deleted."""
 
     RETAIN = "Retain"
@@ -100,7 +103,29 @@ class RetentionPolicy(str, enum.Enum):
 
 
 Name = Annotated[str, Field(min_length=1, max_length=253, pattern=NAME_PATTERN)]
-Quantity = Annotated[str, Field(max_length=64, pattern=QUANTITY_PATTERN)]
+
+
+def _quantity_from_int(value: Any) -> Any:
+    """Convert a whole number to the string form of a quantity, and return other values as is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# Kubernetes quantities are int-or-string, so `cpu: 1` is as valid as `cpu: "1"`. The CRD accepts
+# both, and the model always stores the string. The API server checks the pattern only on strings,
+# so `minimum` rejects a negative integer there. The validator comes after Field because pydantic
+# 2.14 leaves the pattern out of the JSON schema when a before-validator precedes it; it still
+# runs first, because pydantic applies the last annotation outermost.
+Quantity = Annotated[
+    str,
+    Field(
+        max_length=64,
+        pattern=QUANTITY_PATTERN,
+        json_schema_extra={"x-kubernetes-int-or-string": True, "minimum": 0},
+    ),
+    BeforeValidator(_quantity_from_int),
+]
 Command = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=4096)]], Field(max_length=64)
 ]
@@ -143,7 +168,8 @@ class EnvVarSource(ApiModel):
         json_schema_extra=validations(
             cel(
                 "[has(self.secretKeyRef), has(self.configMapKeyRef)].filter(x, x).size() == 1",
-                "valueFrom must set exactly one of secretKeyRef or configMapKeyRef",
+                "spec.env[].valueFrom must set exactly one of secretKeyRef or configMapKeyRef: "
+                "remove one of them or add one",
             )
         )
     )
@@ -163,7 +189,7 @@ class EnvVar(ApiModel):
         json_schema_extra=validations(
             cel(
                 "!(has(self.value) && has(self.valueFrom))",
-                "set either value or valueFrom on an env entry, not both",
+                "spec.env[] entries must not set both value and valueFrom: remove one of them",
             )
         )
     )
@@ -187,7 +213,8 @@ class EnvFromSource(ApiModel):
         json_schema_extra=validations(
             cel(
                 "[has(self.configMapRef), has(self.secretRef)].filter(x, x).size() == 1",
-                "envFrom entries must set exactly one of configMapRef or secretRef",
+                "spec.envFrom[] entries must set exactly one of configMapRef or secretRef: "
+                "remove one of them or add one",
             )
         )
     )
@@ -209,7 +236,10 @@ class EnvFromSource(ApiModel):
 class ResourceList(ApiModel):
     """CPU and memory amounts, as Kubernetes quantities."""
 
-    cpu: Quantity | None = Field(default=None, description="CPU, for example 250m or 1.")
+    cpu: Quantity | None = Field(
+        default=None,
+        description='CPU, for example 250m or 1; write a fraction as 500m or as the string "0.5".',
+    )
     memory: Quantity | None = Field(default=None, description="Memory, for example 256Mi.")
 
 
@@ -229,13 +259,14 @@ class Autoscaling(ApiModel):
                 "self.minReplicas <= self.maxReplicas",
                 "spec.api.autoscaling.minReplicas must not be greater than maxReplicas: "
                 "lower minReplicas or raise maxReplicas",
+                field_path=".minReplicas",
             )
         )
     )
 
     enabled: bool = Field(default=False, description="Create the HorizontalPodAutoscaler.")
-    min_replicas: int = Field(default=2, ge=1, le=100, description="Fewest api pods.")
-    max_replicas: int = Field(default=10, ge=1, le=100, description="Most api pods.")
+    min_replicas: int = Field(default=2, ge=1, le=100, description="Minimum number of api pods.")
+    max_replicas: int = Field(default=10, ge=1, le=100, description="Maximum number of api pods.")
     target_cpu_utilization_percentage: int = Field(
         default=80,
         ge=1,
@@ -300,7 +331,10 @@ class ManagedPostgres(ApiModel):
     """A single PostgreSQL instance that the operator runs in the namespace."""
 
     image: str = Field(
-        default="postgres:16-alpine", min_length=1, max_length=512, description="Image."
+        default="postgres:16-alpine",
+        min_length=1,
+        max_length=512,
+        description="Image of the PostgreSQL container.",
     )
     database: str = Field(
         default="app",
@@ -329,7 +363,10 @@ class ManagedRedis(ApiModel):
     """A single Redis instance with append-only persistence, run in the namespace."""
 
     image: str = Field(
-        default="redis:7-alpine", min_length=1, max_length=512, description="Image."
+        default="redis:7-alpine",
+        min_length=1,
+        max_length=512,
+        description="Image of the Redis container.",
     )
     storage: Storage = Field(default_factory=Storage, description="Data volume.")
     resources: Resources | None = Field(default=None, description="Requests and limits.")
@@ -345,7 +382,7 @@ class ExternalService(ApiModel):
 
     url_secret_ref: SecretKeyReference = Field(
         description="Secret key that holds the connection URL, such as "
-        "postgresql://user:password@host:5432/db."
+        "postgresql://user:password@host:5432/db or redis://:password@host:6379/0."
     )
 
 
@@ -353,7 +390,8 @@ def _managed_or_external(field: str) -> dict[str, Any]:
     return validations(
         cel(
             "has(self.managed) != has(self.external)",
-            f"spec.{field}: set exactly one of managed or external",
+            f"spec.{field} must set exactly one of managed or external: remove one of them, "
+            "or set managed: {} to run the server in the namespace",
         )
     )
 
@@ -388,7 +426,10 @@ class EdgeProxy(ApiModel):
     enabled: bool = Field(default=True, description="Run the nginx edge proxy.")
     replicas: int = Field(default=1, ge=0, le=20, description="Number of nginx pods.")
     image: str = Field(
-        default="nginx:1.27-alpine", min_length=1, max_length=512, description="Image."
+        default="nginx:1.27-alpine",
+        min_length=1,
+        max_length=512,
+        description="Image of the nginx container.",
     )
     metrics_allow_list: list[Annotated[str, Field(max_length=64)]] = Field(
         default_factory=lambda: ["127.0.0.1/32", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
@@ -413,10 +454,12 @@ class Ingress(ApiModel):
                 "!has(self.tlsSecretName) || has(self.host)",
                 "spec.ingress.tlsSecretName needs spec.ingress.host: set the host the "
                 "certificate is for",
+                field_path=".tlsSecretName",
             ),
             cel(
                 "!has(self.className) || has(self.host)",
                 "spec.ingress.className needs spec.ingress.host: set the host to route",
+                field_path=".className",
             ),
         )
     )
@@ -434,7 +477,9 @@ class Ingress(ApiModel):
         default=None, description="Secret of type kubernetes.io/tls that serves the host."
     )
     annotations: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(
-        default=None, description="Annotations added to the Ingress, for the ingress controller."
+        default=None,
+        max_length=64,
+        description="Annotations added to the Ingress, for the ingress controller.",
     )
     edge: EdgeProxy = Field(default_factory=EdgeProxy, description="The nginx edge proxy.")
 
@@ -442,9 +487,7 @@ class Ingress(ApiModel):
 class Supabase(ApiModel):
     """Supabase authentication settings."""
 
-    url: str = Field(
-        max_length=2048, pattern=r"^https?://", description="Supabase project URL."
-    )
+    url: str = Field(max_length=2048, pattern=r"^https?://", description="Supabase project URL.")
     service_key_secret_ref: SecretKeyReference | None = Field(
         default=None, description="Secret key that holds SUPABASE_SERVICE_KEY."
     )
@@ -491,7 +534,11 @@ class ApiServiceSpec(ApiModel):
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=128,
-        description="Extra environment variables for the api and worker.",
+        description="Extra environment variables for the api and worker; names must be unique.",
+        # A list map keyed by name makes the API server reject a repeated name. A Deployment
+        # accepts one with only a warning ("hides previous definition"), and server-side apply
+        # can then drop it. The list map also lets server-side apply merge entries by name.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     env_from: list[EnvFromSource] = Field(
         default_factory=list,
@@ -518,7 +565,7 @@ class ApiServiceSpec(ApiModel):
     )
 
 
-class ConditionStatus(str, enum.Enum):
+class ConditionStatus(enum.StrEnum):
     """Status of a condition, as in metav1.Condition."""
 
     TRUE = "True"
@@ -530,17 +577,19 @@ class Condition(ApiModel):
     """One observation of the ApiService's state, following metav1.Condition."""
 
     type: str = Field(
-        max_length=316, description="Condition type: Ready, Reconciling or Stalled."
+        min_length=1, max_length=316, description="Condition type: Ready, Reconciling or Stalled."
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     observed_generation: int = Field(
         default=0, ge=0, description="Generation of the spec this condition was computed for."
     )
     last_transition_time: str = Field(
+        max_length=64,
         json_schema_extra={"format": "date-time"},
         description="When the status last changed, in RFC 3339.",
     )
     reason: str = Field(
+        min_length=1,
         max_length=1024,
         pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
         description="CamelCase reason for the last transition.",
@@ -582,7 +631,9 @@ class ApiServiceStatus(ApiModel):
     components: ComponentsStatus | None = Field(
         default=None, description="Replica counts per component."
     )
-    url: str | None = Field(default=None, max_length=2048, description="Where the API answers.")
+    url: str | None = Field(
+        default=None, max_length=2048, description="URL at which the API is served."
+    )
     credentials_secret_name: str | None = Field(
         default=None, max_length=253, description="Secret with the generated credentials."
     )
@@ -591,10 +642,11 @@ class ApiServiceStatus(ApiModel):
 class ApiService(ApiModel):
     """An API-only service stack: app, worker, PostgreSQL, Redis and an edge proxy."""
 
+    # The defaults repeat the literals because mypy types the module constants as plain str.
     api_version: Literal["apiservice.dev/v1alpha1"] = Field(
-        default=API_VERSION, description="apiservice.dev/v1alpha1"
+        default="apiservice.dev/v1alpha1", description="API group and version of the resource."
     )
-    kind: Literal["ApiService"] = Field(default=KIND, description="ApiService")
+    kind: Literal["ApiService"] = Field(default="ApiService", description="Kind of the resource.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Standard metadata.")
     spec: ApiServiceSpec = Field(description="Desired state of the stack.")
     status: ApiServiceStatus | None = Field(default=None, description="Observed state.")
