@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.operator import OperatorProcess
 from tests.support.cluster import (
     CRD_PATH,
     LOCAL_KUBECONFIG,
@@ -115,3 +116,24 @@ def crd_installed(cluster: Cluster) -> Path:
         "crd/apiservices.apiservice.dev",
     )
     return CRD_PATH
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: Cluster, crd_installed: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """Run one operator process for the session; tests that restart or kill it start it again."""
+    process = OperatorProcess(cluster=cluster, log_path=tmp_path_factory.mktemp("operator") / "log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def running_operator(operator: OperatorProcess) -> OperatorProcess:
+    """Return the session's operator, started again if an earlier test stopped it."""
+    if operator.process is None or operator.process.poll() is not None:
+        operator.start()
+    return operator

@@ -94,4 +94,20 @@ def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # Kopf's HTTP client logs every request at DEBUG; keep those out unless asked for.
     logging.getLogger("aiohttp").setLevel(max(root.level, logging.WARNING))
-    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
+    logging.getLogger("httpx2").setLevel(max(root.level, logging.WARNING))
+    logging.getLogger("kopf.objects").addFilter(quiet_event_handlers)
+
+
+def quiet_event_handlers(record: logging.LogRecord) -> bool:
+    """Demote Kopf's per-event success lines of watch handlers to DEBUG.
+
+    Every status change of every child runs a watch handler, and a line for each success would
+    bury the lines that matter; failures keep their level.
+    """
+    message = record.getMessage()
+    if record.levelno == logging.INFO and message.startswith("Handler '") and (
+        "succeeded" in message and ("'child_" in message or "'reference_" in message)
+    ):
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger("kopf.objects").isEnabledFor(logging.DEBUG)
+    return True
