@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="compare with the committed file instead of writing it; exit 1 on a difference",
+        help="compare with the committed file instead of writing it, and exit 1 if they differ",
     )
     args = parser.parse_args(argv)
     return write_or_check(
