@@ -116,6 +116,12 @@ def test_minimal_example_becomes_ready(
 def test_full_example_becomes_ready(
     cluster: Cluster, namespace: str, running_operator: OperatorProcess
 ) -> None:
+    # The example asks for a storage class by name; the local cluster provisions host paths.
+    cluster.kubectl(
+        "apply", "--server-side", "-f", "-",
+        input="apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: fast-ssd}\n"
+        "provisioner: kubernetes.io/host-path\n",
+    )
     cluster.apply(FULL_EXAMPLE_INPUTS, namespace)
     cluster.apply(example("full"), namespace)
 
