@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import structlog
@@ -35,7 +35,7 @@ logger = structlog.get_logger(__name__)
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "apiservice-operator"}
 OWNER_LABEL = "apiservice.dev/name"
-CHILD_LABELS = {**MANAGED_BY, OWNER_LABEL: kopf.PRESENT}
+CHILD_LABELS: dict[str, Any] = {**MANAGED_BY, OWNER_LABEL: kopf.PRESENT}
 # Retry delays for transient failures: doubled after each failure, up to the maximum.
 FIRST_RETRY_SECONDS = 2.0
 MAX_RETRY_SECONDS = 300.0
@@ -84,25 +84,25 @@ def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
 
 @kopf.index(GROUP, VERSION, PLURAL, id="apiservices")
 def index_apiservices(
-    namespace: str, name: str, body: kopf.Body, **_: Any
+    *, namespace: str | None, name: str, body: kopf.Body, **_: Any
 ) -> dict[OwnerKey, dict[str, Any]]:
     """Index every ApiService by namespace and name."""
-    return {(namespace, name): trimmed(body)}
+    return {(namespace or "", name): trimmed(body)}
 
 
 def index_child(
-    namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
+    *, namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[OwnerKey, dict[str, Any]]:
     """Index a child by the ApiService it belongs to, as its owner label names it."""
-    return {(namespace, labels[OWNER_LABEL]): trimmed(body)}
+    return {(namespace or "", labels[OWNER_LABEL]): trimmed(body)}
 
 
 def index_references(
-    namespace: str, name: str, body: kopf.Body, **_: Any
+    *, namespace: str | None, name: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str, str], dict[str, str]]:
     """Index the digests of a Secret's or ConfigMap's keys; the values themselves are not kept."""
     data = {**(body.get("data") or {}), **(body.get("binaryData") or {})}
-    return {(namespace, str(body.get("kind")), name): digest_data(data)}
+    return {(namespace or "", str(body.get("kind")), name): digest_data(data)}
 
 
 for _info in CHILD_KINDS.values():
@@ -227,7 +227,7 @@ def event_sink(body: Mapping[str, Any]) -> Any:
 
     def post(*, type: str, reason: str, message: str) -> None:
         if RUNTIME.events.allow(uid, type, reason, message):
-            kopf.event(reference, type=type, reason=reason, message=message)
+            kopf.event(cast(kopf.Body, reference), type=type, reason=reason, message=message)
 
     return post
 
@@ -241,9 +241,9 @@ async def apiservice_changed(body: kopf.Body, **kwargs: Any) -> None:
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="delete", optional=True)
-async def apiservice_deleted(namespace: str, name: str, uid: str, **_: Any) -> None:
+async def apiservice_deleted(*, namespace: str | None, name: str, uid: str, **_: Any) -> None:
     """Forget a deleted ApiService; garbage collection removes the children it owns."""
-    key = (namespace, name)
+    key = (namespace or "", name)
     RUNTIME.ready_by_owner.pop(key, None)
     RUNTIME.retry_delay.pop(key, None)
     RUNTIME.events.forget(uid)
@@ -281,18 +281,20 @@ async def run_scheduled(key: OwnerKey, indices: Mapping[str, Any], *, cause: str
         await asyncio.sleep(delay)
         schedule(key, indices, cause=cause)
     except Exception:
-        logger.exception("unexpected failure in a scheduled reconcile", namespace=key[0], name=key[1])
+        logger.exception(
+            "unexpected failure in a scheduled reconcile", namespace=key[0], name=key[1]
+        )
         RUNTIME.pending.discard(key)
 
 
 async def child_changed(
-    event: kopf.RawEvent, namespace: str, labels: kopf.Labels, **kwargs: Any
+    *, event: kopf.RawEvent, namespace: str | None, labels: kopf.Labels, **kwargs: Any
 ) -> None:
     """Repair or re-read an ApiService's child that changed or disappeared."""
     # Events without a type come from the initial listing: resume handles those ApiServices.
     if event.get("type") in (None, "ADDED"):
         return
-    schedule((namespace, labels[OWNER_LABEL]), kwargs, cause="child")
+    schedule((namespace or "", labels[OWNER_LABEL]), kwargs, cause="child")
 
 
 for _info in CHILD_KINDS.values():
@@ -302,7 +304,7 @@ for _info in CHILD_KINDS.values():
 
 
 async def reference_changed(
-    event: kopf.RawEvent, namespace: str, name: str, body: kopf.Body, **kwargs: Any
+    *, event: kopf.RawEvent, namespace: str | None, name: str, body: kopf.Body, **kwargs: Any
 ) -> None:
     """Reconcile every ApiService in the namespace whose spec names this Secret or ConfigMap."""
     if event.get("type") is None:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.operator import OperatorProcess
 from tests.support.cluster import (
     CRD_PATH,
     LOCAL_KUBECONFIG,
@@ -27,6 +26,7 @@ from tests.support.cluster import (
     start_local_cluster,
     stop_local_cluster,
 )
+from tests.support.operator import OperatorProcess
 
 NAMESPACE_DELETE_TIMEOUT = "60s"
 

@@ -31,11 +31,19 @@ OWNER_LABELS = {
 }
 # Every Secret and ConfigMap that examples/full.yaml refers to, with made-up values.
 FULL_EXAMPLE_INPUTS: list[dict[str, Any]] = [
-    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "orders-settings"},
-     "data": {"region": "eu-west-1"}},
+    {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "orders-settings"},
+        "data": {"region": "eu-west-1"},
+    },
     *[
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-         "stringData": {key: f"test-{key}" for key in keys}}
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name},
+            "stringData": {key: f"test-{key}" for key in keys},
+        }
         for name, keys in {
             "ghcr-pull": [".dockerconfigjson"],
             "orders-secrets": ["sentry-dsn"],
@@ -103,12 +111,19 @@ def test_minimal_example_becomes_ready(
             ("ApiService", uid, True)
         ]
         available = condition(deployment, "Available")
-        assert available is not None and available["status"] == "True"
+        assert available is not None
+        assert available["status"] == "True"
     assert {s["metadata"]["name"] for s in children(cluster, namespace, "services")} >= {
-        f"{NAME}-api", f"{NAME}-postgres", f"{NAME}-redis", f"{NAME}-edge"
+        f"{NAME}-api",
+        f"{NAME}-postgres",
+        f"{NAME}-redis",
+        f"{NAME}-edge",
     }
     claims = children(cluster, namespace, "pvc")
-    assert {c["metadata"]["name"] for c in claims} == {f"{NAME}-postgres-data", f"{NAME}-redis-data"}
+    assert {c["metadata"]["name"] for c in claims} == {
+        f"{NAME}-postgres-data",
+        f"{NAME}-redis-data",
+    }
     # Retained data carries no ownerReference, so garbage collection keeps it.
     assert all(not c["metadata"].get("ownerReferences") for c in claims)
 
@@ -118,7 +133,10 @@ def test_full_example_becomes_ready(
 ) -> None:
     # The example asks for a storage class by name; the local cluster provisions host paths.
     cluster.kubectl(
-        "apply", "--server-side", "-f", "-",
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
         input="apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: fast-ssd}\n"
         "provisioner: kubernetes.io/host-path\n",
     )
@@ -146,10 +164,16 @@ def test_spec_edit_rolls_pods(
     api_before = cluster.get_json(f"deployment/{NAME}-api", "-n", namespace)
     template_before = api_before["spec"]["template"]
 
-    patch = {"spec": {"image": "ghcr.io/acme/orders-api:1.5.0", "logLevel": "DEBUG",
-                      "api": {"replicas": 3}}}
-    cluster.kubectl("patch", "apisvc", NAME, "-n", namespace, "--type=merge",
-                    "-p", json.dumps(patch))
+    patch = {
+        "spec": {
+            "image": "ghcr.io/acme/orders-api:1.5.0",
+            "logLevel": "DEBUG",
+            "api": {"replicas": 3},
+        }
+    }
+    cluster.kubectl(
+        "patch", "apisvc", NAME, "-n", namespace, "--type=merge", "-p", json.dumps(patch)
+    )
     after = wait_ready(cluster, namespace, NAME)
 
     assert after["metadata"]["generation"] > before["metadata"]["generation"]
@@ -177,8 +201,9 @@ def test_deleted_child_is_restored(
     cluster.kubectl("delete", "service", f"{NAME}-api", "-n", namespace)
 
     def recreated() -> bool:
-        result = cluster.kubectl("get", "service", f"{NAME}-api", "-n", namespace, "-o", "json",
-                                 check=False)
+        result = cluster.kubectl(
+            "get", "service", f"{NAME}-api", "-n", namespace, "-o", "json", check=False
+        )
         return result.returncode == 0 and json.loads(result.stdout)["metadata"]["uid"] != old_uid
 
     wait_for(recreated, timeout=15, description=f"service {NAME}-api recreated")
@@ -190,8 +215,15 @@ def test_edited_child_is_restored(
     create_minimal(cluster, namespace)
 
     cluster.kubectl("scale", f"deployment/{NAME}-api", "--replicas=5", "-n", namespace)
-    cluster.kubectl("patch", f"configmap/{NAME}-config", "-n", namespace, "--type=merge",
-                    "-p", '{"data": {"LOG_LEVEL": "CRITICAL"}}')
+    cluster.kubectl(
+        "patch",
+        f"configmap/{NAME}-config",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"data": {"LOG_LEVEL": "CRITICAL"}}',
+    )
 
     def restored() -> bool:
         api = cluster.get_json(f"deployment/{NAME}-api", "-n", namespace)
@@ -216,7 +248,9 @@ def test_idle_stack_is_not_written(
     time.sleep(60)  # The idle window itself is what this test measures.
 
     after = resource_versions(cluster, namespace)
-    changed = {key: (before.get(key), value) for key, value in after.items() if before.get(key) != value}
+    changed = {
+        key: (before.get(key), value) for key, value in after.items() if before.get(key) != value
+    }
     assert not changed
 
 
@@ -268,8 +302,16 @@ def test_restart_changes_no_secret(
 
     running_operator.restart()
     # A new pass runs at start; a spec change proves that it has handled this ApiService.
-    cluster.kubectl("patch", "apisvc", NAME, "-n", namespace, "--type=merge",
-                    "-p", '{"spec": {"logLevel": "WARNING"}}')
+    cluster.kubectl(
+        "patch",
+        "apisvc",
+        NAME,
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec": {"logLevel": "WARNING"}}',
+    )
     wait_ready(cluster, namespace, NAME)
 
     after = cluster.get_json(f"secret/{NAME}-credentials", "-n", namespace)

@@ -105,8 +105,10 @@ def quiet_event_handlers(record: logging.LogRecord) -> bool:
     bury the lines that matter; failures keep their level.
     """
     message = record.getMessage()
-    if record.levelno == logging.INFO and message.startswith("Handler '") and (
-        "succeeded" in message and ("'child_" in message or "'reference_" in message)
+    if (
+        record.levelno == logging.INFO
+        and message.startswith("Handler '")
+        and ("succeeded" in message and ("'child_" in message or "'reference_" in message))
     ):
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger("kopf.objects").isEnabledFor(logging.DEBUG)

@@ -129,9 +129,7 @@ class KubeApi:
         meta = obj["metadata"]
         try:
             result = await self.client.create(
-                resource_class(info)(obj),
-                namespace=meta["namespace"],
-                field_manager=self.field_manager,
+                resource_class(info)(obj), field_manager=self.field_manager
             )
         except ApiError as error:
             if error.status.code == 409:
@@ -177,7 +175,7 @@ class KubeApi:
             ) from error
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Replace the ApiService's status fields with a JSON merge patch of the status subresource."""
+        """Merge-patch the status subresource of an ApiService."""
         target = describe(KIND, namespace, name)
         try:
             await self.client.patch(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 
-class Reason(str, enum.Enum):
+class Reason(enum.StrEnum):
     """Reasons of the Ready, Reconciling and Stalled conditions, as CamelCase words."""
 
     READY = "Ready"

@@ -93,9 +93,7 @@ def parse_spec(raw: Mapping[str, Any] | None) -> ApiServiceSpec:
 class Reconciler:
     """Runs reconcile passes and remembers the last status it wrote, to skip equal writes."""
 
-    def __init__(
-        self, api: KubeApi, *, clock: Callable[[], str] = utc_now
-    ) -> None:
+    def __init__(self, api: KubeApi, *, clock: Callable[[], str] = utc_now) -> None:
         self.api = api
         self.clock = clock
         self.written_status: dict[str, dict[str, Any]] = {}
@@ -191,7 +189,7 @@ class Reconciler:
         outcome: Outcome,
         events: EventSink,
     ) -> None:
-        """Create the credentials Secret with a plain create, so an existing one is never replaced."""
+        """Create the credentials Secret with a plain create, which never replaces one."""
         secret = next(c for c in desired if c["kind"] == "Secret" and c["metadata"]["name"] == name)
         created = await self.api.create(secret)
         if created is None:
@@ -199,7 +197,9 @@ class Reconciler:
             raise TransientError(f"Secret {name} was created concurrently; reading it again")
         CHILD_APPLIES.labels(kind="Secret", outcome="created").inc()
         outcome.applied.append(f"Secret/{name}")
-        events(type="Normal", reason="Created", message=f"Created Secret {name} with new credentials.")
+        events(
+            type="Normal", reason="Created", message=f"Created Secret {name} with new credentials."
+        )
         logger.info("created credentials secret", child=f"Secret/{name}")
 
     async def apply_drifted(

@@ -14,7 +14,7 @@ COMPONENT_ORDER = ("api", "worker", "postgres", "redis", "edge")
 
 
 def deployment_progress(deployment: Mapping[str, Any]) -> tuple[int, int, bool]:
-    """Return (desired, ready, rolled out) of a Deployment, as `kubectl rollout status` judges it."""
+    """Return (desired, ready, rolled out) of a Deployment, as `kubectl rollout status` sees it."""
     spec = deployment.get("spec") or {}
     status = deployment.get("status") or {}
     desired = int(spec.get("replicas", 1))
