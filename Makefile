@@ -79,11 +79,15 @@ fmt: setup ## Format the code with ruff.
 
 .PHONY: install
 install: cluster-up ## Install the CRD into the current cluster.
-	$(KUBECTL) apply --server-side -f crds/
+	$(KUBECTL) apply --server-side -f crds/apiservice.dev_apiservices.yaml
 
 .PHONY: run
 run: setup install ## Run the operator against the current kubeconfig.
 	$(VENV)/bin/apiservice-operator
+
+.PHONY: demo
+demo: setup ## Main job: local cluster, CRD, operator and examples/minimal.yaml until Ready.
+	hack/demo.sh
 
 ##@ Tests
 

@@ -22,6 +22,8 @@ ETCD_BIN="$CACHE_DIR/bin/etcd-$ETCD_VERSION"
 KWOK_BIN="$CACHE_DIR/bin/kwok-$KWOK_VERSION"
 KUBECONFIG_PATH="$STATE_DIR/kubeconfig"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+# Processes started against the cluster, such as the operator of hack/demo.sh, stop with it.
+CLIENTS=(operator)
 # Seconds to wait for each component to become healthy before giving up.
 START_TIMEOUT="${CLUSTER_START_TIMEOUT:-90}"
 NODE_NAME="kwok-node-0"
@@ -284,11 +286,12 @@ cmd_up() {
   printf '%s\n' "$KUBECONFIG_PATH"
 }
 
-# Stop the components in reverse start order, waiting up to ten seconds for each.
+# Stop the clients, then the components in reverse start order, waiting up to ten seconds each.
 stop_all() {
   local i component pid
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-    component="${COMPONENTS[i]}"
+  local order=("${COMPONENTS[@]}" "${CLIENTS[@]}")
+  for ((i = ${#order[@]} - 1; i >= 0; i--)); do
+    component="${order[i]}"
     pid="$(pid_of "$component")"
     [[ -n "$pid" ]] || continue
     if kill "$pid" 2>/dev/null; then

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import string
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,14 +21,16 @@ REDIS_PASSWORD = "REDIS_PASSWORD"
 JWT_SECRET = "JWT_SECRET"
 GENERATED_KEYS = (POSTGRES_PASSWORD, REDIS_PASSWORD, JWT_SECRET)
 
-# 32 random bytes, as the reference stack's `openssl rand -base64 32`; URL-safe characters keep
-# the database URLs readable, and the URLs are escaped anyway.
-SECRET_BYTES = 32
+# 43 letters and digits carry 256 bits, as much as 32 random bytes. Leaving out punctuation keeps
+# every value safe in a URL, a shell word and a command line: redis-server would read a password
+# that starts with "--" as an option name.
+SECRET_ALPHABET = string.ascii_letters + string.digits
+SECRET_LENGTH = 43
 
 
 def generate_value() -> str:
-    """Return a new random secret value."""
-    return secrets.token_urlsafe(SECRET_BYTES)
+    """Return a new random secret value from the system's secure random source."""
+    return "".join(secrets.choice(SECRET_ALPHABET) for _ in range(SECRET_LENGTH))
 
 
 def decode_data(secret: Mapping[str, Any] | None) -> dict[str, str]:

@@ -35,6 +35,7 @@ from apiservice_operator.render import (
     Owner,
     checksum,
     child_names,
+    credentials_values,
     render_children,
     render_settings_configmap,
     stack_url,
@@ -163,10 +164,16 @@ class Reconciler:
             jwt_secret=values[creds.JWT_SECRET],
         )
 
-        # The checksum on the pod templates covers everything the pods read at start.
-        settings = render_settings_configmap(owner, spec)
-        inputs_checksum = checksum(settings.get("data") or {}, values, references)
-        desired = render_children(owner, spec, credentials, inputs_checksum)
+        # The checksum on the pod templates covers everything the pods read at start: the
+        # settings, the credentials with the URLs built from them, and the referenced objects.
+        try:
+            settings = render_settings_configmap(owner, spec)
+            secret_values = credentials_values(owner, spec, credentials)
+            inputs_checksum = checksum(settings.get("data") or {}, secret_values, references)
+            desired = render_children(owner, spec, credentials, inputs_checksum)
+        except ValueError as error:
+            # Render rejects what the schema cannot express, such as an unusable owner name.
+            raise StalledError(Reason.INVALID_SPEC, str(error)) from error
 
         if not existing:
             await self.create_credentials(desired, names.credentials, outcome, events)
