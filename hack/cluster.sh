@@ -286,20 +286,29 @@ cmd_up() {
   printf '%s\n' "$KUBECONFIG_PATH"
 }
 
-# Stop the clients, then the components in reverse start order, waiting up to ten seconds each.
+# Stop the clients and the components in two waves: everything that talks to etcd at once, then
+# etcd, so that no component is left waiting on it. Each wave waits up to ten seconds before
+# SIGKILL.
 stop_all() {
-  local i component pid
-  local order=("${COMPONENTS[@]}" "${CLIENTS[@]}")
-  for ((i = ${#order[@]} - 1; i >= 0; i--)); do
-    component="${order[i]}"
+  local components=("${COMPONENTS[@]:1}")
+  stop_wave "${CLIENTS[@]}" "${components[@]}"
+  stop_wave etcd
+}
+
+stop_wave() {
+  local component pid entry stopping=()
+  for component in "$@"; do
     pid="$(pid_of "$component")"
     [[ -n "$pid" ]] || continue
-    if kill "$pid" 2>/dev/null; then
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-      log "stopped $component"
-    fi
+    kill "$pid" 2>/dev/null && stopping+=("$component:$pid")
     rm -f "$STATE_DIR/pids/$component"
+  done
+  local deadline=$((SECONDS + 10))
+  for entry in "${stopping[@]}"; do
+    pid="${entry#*:}"
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    log "stopped ${entry%%:*}"
   done
 }
 
