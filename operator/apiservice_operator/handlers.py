@@ -99,10 +99,10 @@ def index_child(
 
 def index_references(
     *, namespace: str | None, name: str, body: kopf.Body, **_: Any
-) -> dict[tuple[str, str, str], dict[str, str]]:
-    """Index the digests of a Secret's or ConfigMap's keys; the values themselves are not kept."""
+) -> dict[str, tuple[tuple[str, str], dict[str, str]]]:
+    """Index the digests of a Secret's or ConfigMap's keys by namespace; values are not kept."""
     data = {**(body.get("data") or {}), **(body.get("binaryData") or {})}
-    return {(namespace or "", str(body.get("kind")), name): digest_data(data)}
+    return {namespace or "": ((str(body.get("kind")), name), digest_data(data))}
 
 
 for _info in CHILD_KINDS.values():
@@ -121,10 +121,8 @@ def cluster_view(key: OwnerKey, indices: Mapping[str, Any]) -> ClusterView:
             children[(info.kind, child["metadata"]["name"])] = child
     references: dict[tuple[str, str], Mapping[str, str]] = {}
     for index_id in ("reference_secrets", "reference_configmaps"):
-        for (namespace, kind, name), store in indices[index_id].items():
-            if namespace == key[0]:
-                for digests in store:
-                    references[(kind, name)] = digests
+        for reference, digests in indices[index_id].get(key[0], []):
+            references[reference] = digests
     return ClusterView(children=children, references=references)
 
 

@@ -8,7 +8,9 @@ Every cluster test refuses any kubeconfig context other than this local one.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import shutil
 import subprocess
 import uuid
@@ -123,6 +125,7 @@ def operator(
     cluster: Cluster, crd_installed: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     """Run one operator process for the session; tests that restart or kill it start it again."""
+    stop_demo_operator()
     process = OperatorProcess(cluster=cluster, log_path=tmp_path_factory.mktemp("operator") / "log")
     process.start()
     try:
@@ -137,3 +140,22 @@ def running_operator(operator: OperatorProcess) -> OperatorProcess:
     if operator.process is None or operator.process.poll() is not None:
         operator.start()
     return operator
+
+
+def stop_demo_operator() -> None:
+    """Stop the operator that `make demo` left running on the local cluster.
+
+    Two operators on one cluster would both reconcile every ApiService, and the tests could not
+    tell which one acted.
+    """
+    pid_file = LOCAL_KUBECONFIG.parent / "pids" / "operator"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().strip())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    else:
+        print(f"stopped the demo operator (pid {pid}) so the tests run their own")
+    pid_file.unlink()

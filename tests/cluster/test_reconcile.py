@@ -364,3 +364,49 @@ def test_missing_secret_stalls_then_recovers(
     recovered = wait_ready(cluster, namespace, name)
     assert condition(recovered, "Stalled")["status"] == "False"
     assert get_apiservice(cluster, namespace, name)["status"]["observedGeneration"] == 1
+
+
+def test_suspend_stops_writes(
+    cluster: Cluster, namespace: str, running_operator: OperatorProcess
+) -> None:
+    create_minimal(cluster, namespace)
+    cluster.kubectl(
+        "patch",
+        "apisvc",
+        NAME,
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec": {"suspend": true, "logLevel": "DEBUG"}}',
+    )
+    suspended = wait_condition(cluster, namespace, NAME, "Ready", "False")
+    assert condition(suspended, "Ready")["reason"] == "Suspended"
+    assert condition(suspended, "Reconciling")["status"] == "False"
+    assert condition(suspended, "Stalled")["status"] == "False"
+
+    cluster.kubectl("delete", "service", f"{NAME}-api", "-n", namespace)
+    # The edited spec and the deleted Service stay as they are while suspended. The pass that
+    # would repair them runs within a second; three seconds leave it time to do so wrongly.
+    time.sleep(3)
+    settings = cluster.get_json(f"configmap/{NAME}-config", "-n", namespace)
+    assert settings["data"]["LOG_LEVEL"] == "INFO"
+    missing = cluster.kubectl("get", "service", f"{NAME}-api", "-n", namespace, check=False)
+    assert missing.returncode != 0
+
+    cluster.kubectl(
+        "patch",
+        "apisvc",
+        NAME,
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec": {"suspend": false}}',
+    )
+    wait_ready(cluster, namespace, NAME)
+    assert (
+        cluster.get_json(f"configmap/{NAME}-config", "-n", namespace)["data"]["LOG_LEVEL"]
+        == "DEBUG"
+    )
+    cluster.get_json(f"service/{NAME}-api", "-n", namespace)
