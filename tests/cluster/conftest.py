@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -29,8 +29,6 @@ from tests.support.cluster import (
     stop_local_cluster,
 )
 from tests.support.operator import OperatorProcess
-
-NAMESPACE_DELETE_TIMEOUT = "60s"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
