@@ -233,9 +233,10 @@ def event_sink(body: Mapping[str, Any]) -> Any:
 @kopf.on.resume(GROUP, VERSION, PLURAL, id="resume")
 @kopf.on.create(GROUP, VERSION, PLURAL, id="create")
 @kopf.on.update(GROUP, VERSION, PLURAL, id="update")
-async def apiservice_changed(body: kopf.Body, **kwargs: Any) -> None:
+async def apiservice_changed(body: kopf.Body, reason: str, **kwargs: Any) -> None:
     """Reconcile an ApiService that was created, changed, or found at start."""
-    await reconcile_now(plain(body), kwargs, handler="apiservice")
+    # Kopf's reason (create, update, resume) names the handler in the logs.
+    await reconcile_now(plain(body), kwargs, handler=reason)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="delete", optional=True)
