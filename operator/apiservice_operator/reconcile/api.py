@@ -6,6 +6,8 @@ translated into `StalledError` (retrying cannot help) or `TransientError` (retry
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +99,27 @@ def translate_error(error: Exception, *, action: str, target: str) -> Exception:
     )
 
 
+@contextlib.contextmanager
+def translated(*, action: str, target: str, tolerate: int | None = None) -> Iterator[None]:
+    """Translate API and connection failures inside the block.
+
+    An API error with the status code `tolerate` raises ExpectedStatusError instead, for the
+    caller to handle as a normal outcome, such as 404 on delete or 409 on create.
+    """
+    try:
+        yield
+    except ApiError as error:
+        if tolerate is not None and error.status.code == tolerate:
+            raise ExpectedStatusError from error
+        raise translate_error(error, action=action, target=target) from error
+    except httpx.HTTPError as error:
+        raise translate_error(error, action=action, target=target) from error
+
+
+class ExpectedStatusError(Exception):
+    """An expected API answer, such as 404 on delete, that the caller handles."""
+
+
 class KubeApi:
     """The few API calls the reconcile layer makes, over lightkube's asynchronous client."""
 
@@ -108,7 +131,9 @@ class KubeApi:
         """Server-side apply an object, taking over fields that others changed (drift repair)."""
         info = CHILD_KINDS[obj["kind"]]
         meta = obj["metadata"]
-        try:
+        with translated(
+            action="applying", target=describe(info.kind, meta["namespace"], meta["name"])
+        ):
             result = await self.client.patch(
                 resource_class(info),
                 meta["name"],
@@ -118,66 +143,46 @@ class KubeApi:
                 field_manager=self.field_manager,
                 force=True,
             )
-        except (ApiError, httpx.HTTPError) as error:
-            target = describe(info.kind, meta["namespace"], meta["name"])
-            raise translate_error(error, action="applying", target=target) from error
         return dict(result.to_dict())
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create an object; return None when it already exists, so nothing is overwritten."""
         info = CHILD_KINDS[obj["kind"]]
         meta = obj["metadata"]
+        target = describe(info.kind, meta["namespace"], meta["name"])
         try:
-            result = await self.client.create(
-                resource_class(info)(obj), field_manager=self.field_manager
-            )
-        except ApiError as error:
-            if error.status.code == 409:
-                return None
-            target = describe(info.kind, meta["namespace"], meta["name"])
-            raise translate_error(error, action="creating", target=target) from error
-        except httpx.HTTPError as error:
-            target = describe(info.kind, meta["namespace"], meta["name"])
-            raise translate_error(error, action="creating", target=target) from error
+            with translated(action="creating", target=target, tolerate=409):
+                result = await self.client.create(
+                    resource_class(info)(obj), field_manager=self.field_manager
+                )
+        except ExpectedStatusError:
+            return None
         return dict(result.to_dict())
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """Read an object; return None when it does not exist."""
         info = CHILD_KINDS[kind]
         try:
-            result = await self.client.get(resource_class(info), name, namespace=namespace)
-        except ApiError as error:
-            if error.status.code == 404:
-                return None
-            raise translate_error(
-                error, action="reading", target=describe(kind, namespace, name)
-            ) from error
-        except httpx.HTTPError as error:
-            raise translate_error(
-                error, action="reading", target=describe(kind, namespace, name)
-            ) from error
+            with translated(action="reading", target=describe(kind, namespace, name), tolerate=404):
+                result = await self.client.get(resource_class(info), name, namespace=namespace)
+        except ExpectedStatusError:
+            return None
         return dict(result.to_dict())
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         """Delete an object; an object that is already gone counts as deleted."""
         info = CHILD_KINDS[kind]
         try:
-            await self.client.delete(resource_class(info), name, namespace=namespace)
-        except ApiError as error:
-            if error.status.code == 404:
-                return
-            raise translate_error(
-                error, action="deleting", target=describe(kind, namespace, name)
-            ) from error
-        except httpx.HTTPError as error:
-            raise translate_error(
-                error, action="deleting", target=describe(kind, namespace, name)
-            ) from error
+            with translated(
+                action="deleting", target=describe(kind, namespace, name), tolerate=404
+            ):
+                await self.client.delete(resource_class(info), name, namespace=namespace)
+        except ExpectedStatusError:
+            return
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource of an ApiService."""
-        target = describe(KIND, namespace, name)
-        try:
+        with translated(action="updating the status of", target=describe(KIND, namespace, name)):
             await self.client.patch(
                 resource_class(APISERVICE).Status,
                 name,
@@ -185,5 +190,3 @@ class KubeApi:
                 namespace=namespace,
                 patch_type=PatchType.MERGE,
             )
-        except (ApiError, httpx.HTTPError) as error:
-            raise translate_error(error, action="updating the status of", target=target) from error
