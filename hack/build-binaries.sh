@@ -7,6 +7,10 @@
 # with replace directives, and Go ignores a dependency's replace directives, so a wrapper module
 # pins each staging module to the matching v0.x tag. The list of staging modules is read from
 # the go.mod that the module proxy serves, so a new release needs only a new version below.
+#
+# helm comes from helm.sh/helm/v3, which the chart tests and `make` targets run.
+#
+# Usage: hack/build-binaries.sh [etcd|kwok|kubernetes|helm ...]; with no argument it builds all.
 set -euo pipefail
 
 # shellcheck source=hack/versions.env
@@ -103,12 +107,50 @@ build_kwok() {
   mv "$out/kwok.tmp" "$out/kwok"
 }
 
+build_helm() {
+  local out; out="$(bin_dir helm "$HELM_VERSION")"
+  if [[ -x "$out/helm" ]]; then
+    log "helm $HELM_VERSION is cached in $out"
+    return
+  fi
+  local src="$CACHE_DIR/src/helm-$HELM_VERSION"
+  mkdir -p "$src" "$out"
+  cd "$src"
+  # helm's go.mod has no replace directives, so requiring the release is enough.
+  printf 'module local/helm-build\n\ngo 1.26\n\nrequire helm.sh/helm/v3 %s\n' "$HELM_VERSION" > go.mod
+  rm -f go.sum
+  timed "helm $HELM_VERSION module graph" go get "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+
+  # The variables that upstream's Makefile stamps: the release, and the Kubernetes version that
+  # `helm template` and `helm lint` assume, which it derives from the k8s.io/client-go release.
+  local client_go; client_go="$(go list -m -f '{{.Version}}' k8s.io/client-go)"
+  local k8s_minor="${client_go#v0.}"; k8s_minor="${k8s_minor%%.*}"
+  local flags=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  flags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+  done
+  timed "helm $HELM_VERSION" env CGO_ENABLED=0 go build -trimpath -ldflags "-s -w$flags" -o "$out/helm.tmp" helm.sh/helm/v3/cmd/helm
+  mv "$out/helm.tmp" "$out/helm"
+}
+
 main() {
   local start=$SECONDS
-  build_etcd
-  build_kwok
-  build_kubernetes
-  log "all binaries ready in $((SECONDS - start))s under $CACHE_DIR/bin"
+  local components=("$@")
+  if [[ ${#components[@]} -eq 0 ]]; then
+    components=(etcd kwok kubernetes helm)
+  fi
+  local component
+  for component in "${components[@]}"; do
+    case "$component" in
+      etcd | kwok | kubernetes | helm) "build_$component" ;;
+      *)
+        log "unknown component '$component': expected etcd, kwok, kubernetes or helm"
+        exit 2
+        ;;
+    esac
+  done
+  log "${components[*]} ready in $((SECONDS - start))s under $CACHE_DIR/bin"
 }
 
 main "$@"
