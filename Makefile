@@ -10,6 +10,7 @@ VENV_PYTHON := $(VENV)/bin/python
 include hack/versions.env
 CACHE_DIR ?= $(or $(APISERVICE_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/apiservice-operator)
 KUBECTL ?= $(CACHE_DIR)/bin/kubernetes-$(KUBE_VERSION)/kubectl
+HELM ?= $(CACHE_DIR)/bin/helm-$(HELM_VERSION)/helm
 KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 export KUBECONFIG
 IMAGE ?= apiservice-operator:dev
@@ -35,8 +36,14 @@ $(VENV)/.installed: pyproject.toml
 ##@ Local cluster
 
 .PHONY: binaries
-binaries: ## Build the control plane binaries into the cache (once per version).
+binaries: ## Build the control plane binaries and helm into the cache (once per version).
 	hack/build-binaries.sh
+
+$(KUBECTL):
+	hack/build-binaries.sh kubernetes
+
+$(HELM):
+	hack/build-binaries.sh helm
 
 .PHONY: cluster-up
 cluster-up: ## Start the local control plane; the kubeconfig goes to .cluster/kubeconfig.
@@ -53,9 +60,14 @@ cluster-status: ## Tell whether each control plane component runs.
 ##@ Development
 
 .PHONY: manifests
-manifests: setup ## Generate the CRD and the API reference from the models.
+manifests: setup $(KUBECTL) ## Generate the CRD, the API reference and the install artifacts from the models.
 	$(VENV_PYTHON) hack/gen_crd.py
 	$(VENV_PYTHON) hack/gen_api_reference.py
+	$(VENV_PYTHON) hack/gen_install.py --kubectl $(KUBECTL)
+
+.PHONY: manifests-install
+manifests-install: setup $(KUBECTL) ## Render manifests/install.yaml and copy crds/ into the Helm chart.
+	$(VENV_PYTHON) hack/gen_install.py --kubectl $(KUBECTL)
 
 .PHONY: verify-manifests
 verify-manifests: setup ## Fail when the committed CRD or API reference differs from the models.
@@ -63,7 +75,12 @@ verify-manifests: setup ## Fail when the committed CRD or API reference differs 
 	$(VENV_PYTHON) hack/gen_api_reference.py --check
 
 .PHONY: verify
-verify: verify-manifests ## Run every verify-* check.
+.PHONY: verify-install
+verify-install: setup $(KUBECTL) ## Fail when manifests/install.yaml or the chart's CRD copy is stale.
+	$(VENV_PYTHON) hack/gen_install.py --check --kubectl $(KUBECTL)
+
+.PHONY: verify
+verify: verify-manifests verify-install ## Run every verify-* check.
 
 .PHONY: lint
 lint: setup ## Run ruff, mypy (strict on the package) and import-linter.
@@ -88,6 +105,16 @@ run: setup install ## Run the operator against the current kubeconfig.
 .PHONY: demo
 demo: setup ## Main job: local cluster, CRD, operator and examples/minimal.yaml until Ready.
 	hack/demo.sh
+
+##@ Packaging
+
+.PHONY: docker-build
+docker-build: ## Build the operator image as $(IMAGE); needs a Docker engine with BuildKit.
+	docker build -t $(IMAGE) .
+
+.PHONY: chart-lint
+chart-lint: $(HELM) ## Lint the Helm chart in charts/apiservice-operator.
+	$(HELM) lint --strict charts/apiservice-operator
 
 ##@ Tests
 
