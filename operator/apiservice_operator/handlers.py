@@ -133,7 +133,9 @@ def cluster_view(key: OwnerKey, indices: Mapping[str, Any]) -> ClusterView:
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     """Connect to the API server and tune Kopf for a quiet, single-instance operator."""
     # Our own Events are rate-limited and say what changed; Kopf's per-handler ones would repeat.
-    settings.posting.enabled = False
+    # Kopf 1.45 turns log lines into Events only with `posting.loggers`, while
+    # `posting.enabled = False` would also drop every kopf.event() call, ours included.
+    settings.posting.loggers = False
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
