@@ -103,6 +103,16 @@ def test_deployment_matches_manifests(tmp_path: Path) -> None:
         assert chart_container[field] == manifests_container[field], field
 
 
+def test_long_release_name_fits_labels(tmp_path: Path) -> None:
+    # Helm accepts release names of up to 53 characters; a Service name is a 63-character label.
+    objects = render_chart(FULL_VALUES, tmp_path, release="r" * 53)
+    for obj in objects:
+        if obj["kind"] != "CustomResourceDefinition":
+            name = obj["metadata"]["name"]
+            assert len(name) <= 63, f"{obj['kind']} name {name} is longer than 63 characters"
+            assert not name.endswith("-"), f"{obj['kind']} name {name} ends with a dash"
+
+
 def test_probes_use_health_port(tmp_path: Path) -> None:
     objects = render_chart({"health": {"port": 9091}}, tmp_path)
     operator = container(objects)
