@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -10,6 +12,7 @@ from collections.abc import Sequence
 import kopf
 from prometheus_client import start_http_server
 
+from apiservice_operator.observability.health import HEALTH, HealthServer
 from apiservice_operator.observability.logging import configure_logging
 from apiservice_operator.observability.metrics import REGISTRY
 
@@ -56,13 +59,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--health-port",
         type=int,
         default=int(env("APISERVICE_OPERATOR_HEALTH_PORT", "8081")),
-        help="TCP port of the /healthz liveness endpoint; 0 turns it off.",
+        help="TCP port of the /healthz liveness and /readyz readiness endpoints; 0 turns them off.",
     )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Configure logging and metrics, then run the Kopf operator until it is stopped."""
+    """Configure logging, metrics and health probes, then run the Kopf operator until stopped."""
     args = parse_args(argv)
     json_output = args.log_format == "json" or (
         args.log_format == "auto" and not sys.stderr.isatty()
@@ -74,16 +77,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Importing the handlers registers them with Kopf.
     import apiservice_operator.handlers  # noqa: F401
 
-    liveness = (
-        f"http://{args.bind_address}:{args.health_port}/healthz" if args.health_port else None
-    )
-    kopf.run(
-        clusterwide=not args.namespaces,
-        namespaces=args.namespaces,
-        standalone=True,
-        liveness_endpoint=liveness,
-    )
+    health_server = None
+    if args.health_port:
+        health_server = HealthServer(HEALTH, args.bind_address, args.health_port)
+        health_server.start()
+    try:
+        # kopf.run() ends the same way: a cancelled operator is a stopped one.
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(run_operator(args.namespaces))
+    finally:
+        if health_server is not None:
+            health_server.stop()
     return 0
+
+
+async def run_operator(namespaces: list[str]) -> None:
+    """Run Kopf with the health monitor's heartbeat on the same event loop."""
+    # The monitor reads the watch timeouts that the startup handler sets on these settings.
+    settings = kopf.OperatorSettings()
+    HEALTH.settings = settings
+    heartbeat = asyncio.create_task(HEALTH.run_heartbeat(), name="health heartbeat")
+    try:
+        await kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=True,
+            settings=settings,
+            ready_flag=HEALTH.started,
+        )
+    finally:
+        heartbeat.cancel()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from lightkube import AsyncClient
 
 from apiservice_operator.model import GROUP, PLURAL, VERSION, ApiServiceSpec
 from apiservice_operator.observability.events import EventLimiter
+from apiservice_operator.observability.health import HEALTH
 from apiservice_operator.observability.metrics import APISERVICES
+from apiservice_operator.observability.watches import login_with_watch_tracking
 from apiservice_operator.reconcile.api import CHILD_KINDS, KubeApi
 from apiservice_operator.reconcile.errors import TransientError
 from apiservice_operator.reconcile.inputs import digest_data, spec_references
@@ -127,6 +129,9 @@ def cluster_view(key: OwnerKey, indices: Mapping[str, Any]) -> ClusterView:
 
 
 # Startup and shutdown.
+
+# Kopf sends its requests through this login's session, which notes each watch request for /healthz.
+kopf.on.login(id="login")(login_with_watch_tracking)
 
 
 @kopf.on.startup(id="startup")
@@ -237,6 +242,7 @@ def event_sink(body: Mapping[str, Any]) -> Any:
 @kopf.on.update(GROUP, VERSION, PLURAL, id="update")
 async def apiservice_changed(body: kopf.Body, reason: str, **kwargs: Any) -> None:
     """Reconcile an ApiService that was created, changed, or found at start."""
+    HEALTH.mark_indexed()
     # Kopf's reason (create, update, resume) names the handler in the logs.
     await reconcile_now(plain(body), kwargs, handler=reason)
 
@@ -308,6 +314,10 @@ async def reference_changed(
     *, event: kopf.RawEvent, namespace: str | None, name: str, body: kopf.Body, **kwargs: Any
 ) -> None:
     """Reconcile every ApiService in the namespace whose spec names this Secret or ConfigMap."""
+    # Kopf calls this only after its initial listing, and kube-controller-manager puts the
+    # ConfigMap kube-root-ca.crt in every namespace (Kubernetes 1.21 and later), so the first
+    # call tells /readyz that the listing is complete.
+    HEALTH.mark_indexed()
     if event.get("type") is None:
         return
     kind = str(body.get("kind"))
