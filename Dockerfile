@@ -33,6 +33,6 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     && useradd --uid "${UID}" --gid "${UID}" --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin apiservice-operator
 USER ${UID}:${UID}
-# 8080 serves Prometheus metrics at /metrics and 8081 serves Kopf's liveness probe at /healthz.
+# 8080 serves Prometheus metrics at /metrics, and 8081 serves the /healthz and /readyz probes.
 EXPOSE 8080 8081
 ENTRYPOINT ["apiservice-operator"]

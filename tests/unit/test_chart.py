@@ -119,8 +119,8 @@ def test_probes_use_health_port(tmp_path: Path) -> None:
     assert "--health-port=9091" in operator["args"]
     health = [port for port in operator["ports"] if port["name"] == "health"]
     assert health == [{"name": "health", "containerPort": 9091, "protocol": "TCP"}]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert operator[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert operator["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
 
 
 def test_watch_namespaces_render(tmp_path: Path) -> None:

@@ -104,8 +104,8 @@ def test_operator_arguments(objects: list[dict[str, Any]]) -> None:
         "--metrics-port=8080",
         "--health-port=8081",
     ]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
 
 
 def test_metrics_service_selects_pod(objects: list[dict[str, Any]]) -> None:
