@@ -15,7 +15,6 @@ the watch has not delivered.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -168,16 +167,10 @@ async def reconcile_now(body: Mapping[str, Any], indices: Mapping[str, Any], han
         raise kopf.TemporaryError("the operator is still starting", delay=1)
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])
-    log_fields = {
-        "namespace": key[0],
-        "name": key[1],
-        "uid": meta.get("uid"),
-        "generation": meta.get("generation"),
-        "handler": handler,
-    }
-    with structlog.contextvars.bound_contextvars(**log_fields):
+    with structlog.contextvars.bound_contextvars(**log_fields(body, handler)):
         async with RUNTIME.lock(key):
             RUNTIME.pending.discard(key)
+            logger.debug("reconcile started")
             sink = event_sink(body)
             try:
                 outcome = await reconciler.reconcile(body, cluster_view(key, indices), sink)
@@ -195,6 +188,18 @@ async def reconcile_now(body: Mapping[str, Any], indices: Mapping[str, Any], han
                     applied=len(outcome.applied),
                     deleted=len(outcome.deleted),
                 )
+
+
+def log_fields(body: Mapping[str, Any], handler: str) -> dict[str, Any]:
+    """Return the fields that every log line about one pass of an ApiService carries."""
+    meta = body["metadata"]
+    return {
+        "namespace": meta.get("namespace"),
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "generation": meta.get("generation"),
+        "handler": handler,
+    }
 
 
 def next_retry_delay(key: OwnerKey) -> float:
@@ -248,7 +253,9 @@ async def apiservice_changed(body: kopf.Body, reason: str, **kwargs: Any) -> Non
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="delete", optional=True)
-async def apiservice_deleted(*, namespace: str | None, name: str, uid: str, **_: Any) -> None:
+async def apiservice_deleted(
+    *, namespace: str | None, name: str, uid: str, body: kopf.Body, **_: Any
+) -> None:
     """Forget a deleted ApiService; garbage collection removes the children it owns."""
     key = (namespace or "", name)
     RUNTIME.ready_by_owner.pop(key, None)
@@ -257,7 +264,7 @@ async def apiservice_deleted(*, namespace: str | None, name: str, uid: str, **_:
     if RUNTIME.reconciler is not None:
         RUNTIME.reconciler.forget(uid)
     refresh_readiness_gauge()
-    logger.info("apiservice deleted; retained data is kept", namespace=namespace, name=name)
+    logger.info("apiservice deleted; retained data is kept", **log_fields(body, "delete"))
 
 
 # Children and references: a change leads to a pass of the ApiService concerned.
@@ -288,9 +295,7 @@ async def run_scheduled(key: OwnerKey, indices: Mapping[str, Any], *, cause: str
         await asyncio.sleep(delay)
         schedule(key, indices, cause=cause)
     except Exception:
-        logger.exception(
-            "unexpected failure in a scheduled reconcile", namespace=key[0], name=key[1]
-        )
+        logger.exception("unexpected failure in a scheduled reconcile", **log_fields(body, cause))
         RUNTIME.pending.discard(key)
 
 
@@ -340,5 +345,3 @@ def refers_to(spec: Mapping[str, Any], kind: str, name: str) -> bool:
 
 kopf.on.event("", "v1", "secrets", id="reference_secrets_changed")(reference_changed)
 kopf.on.event("", "v1", "configmaps", id="reference_configmaps_changed")(reference_changed)
-
-logging.getLogger("kopf").setLevel(logging.INFO)

@@ -3,8 +3,9 @@
 Every record, ours and Kopf's, goes through the same processors: JSON lines in a cluster, and
 aligned, coloured console output on a terminal. Kopf attaches the object a record is about as
 `k8s_ref`; it becomes the `namespace` and `name` fields, the same ones our reconciles bind.
-A redaction step removes passwords from URLs and drops fields named like secrets, so a secret
-value never reaches a log even when it slips into a message.
+A redaction step removes passwords from URLs, drops fields named like secrets and the data of
+Secret objects, also inside nested values and rendered tracebacks. It cannot recognize a bare
+secret value inside a message, so no code may put one there.
 """
 
 from __future__ import annotations
@@ -12,16 +13,23 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
 from structlog.types import EventDict, Processor
 
-# user:password@ inside a URL: the password is replaced, the rest of the URL is kept.
-URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@")
+# user:password@ inside a URL: the password is replaced, the rest of the URL is kept. The
+# password runs to the last "@" before a space or a quote, because users put unescaped "/", ":"
+# and "@" in passwords. A later "@" in the same URL, in its query for example, hides more text
+# than the password, which is the safe side.
+URL_CREDENTIALS = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s\"'<>]*):[^\s\"'<>]*@"
+)
 SECRET_FIELD = re.compile(r"password|secret|token|api[_-]?key|credential", re.IGNORECASE)
 REDACTED = "<redacted>"
+# Fields of a Secret object that contain its values; its other fields, such as metadata, are kept.
+SECRET_DATA_KEYS = ("data", "stringData")
 
 
 def redact_text(text: str) -> str:
@@ -29,13 +37,32 @@ def redact_text(text: str) -> str:
     return URL_CREDENTIALS.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
 
 
+def redact_value(key: str, value: Any) -> Any:
+    """Redact one field: by its secret-looking name, or else inside its text, dicts and lists."""
+    if SECRET_FIELD.search(key) and key != "credentials_secret":
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        secret = value.get("kind") == "Secret"
+        return {
+            item_key: REDACTED
+            if secret and item_key in SECRET_DATA_KEYS
+            else redact_value(str(item_key), item)
+            for item_key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_value("", item) for item in value]
+    if isinstance(value, tuple):
+        # A tuple stays a tuple: structlog reads exc_info as (type, exception, traceback).
+        return tuple(redact_value("", item) for item in value)
+    return value
+
+
 def redact(_: Any, __: str, event_dict: EventDict) -> EventDict:
-    """Drop secret-looking fields and mask URL passwords in every string value."""
+    """Drop secret-looking fields, a Secret's data, and URL passwords anywhere in a record."""
     for key, value in list(event_dict.items()):
-        if SECRET_FIELD.search(key) and key != "credentials_secret":
-            event_dict[key] = REDACTED
-        elif isinstance(value, str):
-            event_dict[key] = redact_text(value)
+        event_dict[key] = redact_value(key, value)
     return event_dict
 
 
@@ -84,6 +111,8 @@ def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            # Again after the traceback became text, since exception messages may carry URLs.
+            redact,
             renderer,
         ],
     )
@@ -92,9 +121,10 @@ def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Kopf's HTTP client logs every request at DEBUG; keep those out unless asked for.
-    logging.getLogger("aiohttp").setLevel(max(root.level, logging.WARNING))
-    logging.getLogger("httpx2").setLevel(max(root.level, logging.WARNING))
+    # The HTTP clients of Kopf and lightkube log every request and connection step at DEBUG,
+    # which would bury the operator's own DEBUG lines.
+    for name in ("aiohttp", "httpx2", "httpcore2"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     logging.getLogger("kopf.objects").addFilter(quiet_event_handlers)
 
 
