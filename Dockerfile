@@ -2,7 +2,8 @@
 # Image of the apiservice-operator: `make docker-build IMAGE=registry.example/apiservice-operator:tag`.
 #
 # The builder stage turns the project and its dependencies into wheels. The final stage installs
-# those wheels from a bind mount, so it holds neither the wheels nor a compiler nor the sources.
+# those wheels from a bind mount, so it contains neither the wheels nor a compiler nor the
+# sources.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 

@@ -1,9 +1,9 @@
 -- Argo CD health check of apiservice.dev/ApiService, for the argocd-cm key
 -- resource.customizations.health.apiservice.dev_ApiService (see docs/gitops.md).
 --
--- It reads the conditions that the operator writes, in the order kstatus reads them: a suspended
--- spec first, then a status older than the spec, then Stalled, then Ready. Argo CD runs it with
--- gopher-lua, which implements Lua 5.1.
+-- It checks a suspended spec first, then a status older than the spec, then the Stalled and Ready
+-- conditions that the operator writes. The last three come in the order that kstatus checks
+-- them. Argo CD runs the script with gopher-lua, which implements Lua 5.1.
 local hs = {}
 
 if obj.spec ~= nil and obj.spec.suspend == true then

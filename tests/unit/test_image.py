@@ -45,7 +45,7 @@ def test_final_stage_entrypoint_and_ports() -> None:
 
 
 def test_final_stage_copies_no_sources() -> None:
-    # The wheels come in through a bind mount, so no layer of the final image holds them.
+    # The wheels come in through a bind mount, so no layer of the final image contains them.
     stage = final_stage()
     assert not any(line.startswith(("COPY ", "ADD ")) for line in stage)
     installs = [line for line in stage if "pip install" in line]
