@@ -252,11 +252,15 @@ async def apiservice_changed(body: kopf.Body, reason: str, **kwargs: Any) -> Non
     await reconcile_now(plain(body), kwargs, handler=reason)
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL, id="delete", optional=True)
+@kopf.on.event(GROUP, VERSION, PLURAL, id="deleted")
 async def apiservice_deleted(
-    *, namespace: str | None, name: str, uid: str, body: kopf.Body, **_: Any
+    *, event: kopf.RawEvent, namespace: str | None, name: str, uid: str, body: kopf.Body, **_: Any
 ) -> None:
     """Forget a deleted ApiService; garbage collection removes the children it owns."""
+    # Kopf calls an on.delete handler only while a finalizer holds the object, and a finalizer
+    # would block deletion whenever the operator is down, so the DELETED watch event is used.
+    if event.get("type") != "DELETED":
+        return
     key = (namespace or "", name)
     RUNTIME.ready_by_owner.pop(key, None)
     RUNTIME.retry_delay.pop(key, None)

@@ -182,18 +182,20 @@ def test_debug_level_reaches_kopf(json_logs: Callable[[], list[dict[str, Any]]])
     assert line["level"] == "debug"
 
 
-def test_watch_handler_success_is_debug() -> None:
-    record = logging.LogRecord(
-        "kopf.objects",
-        logging.INFO,
-        __file__,
-        1,
-        "Handler 'child_deployments' succeeded.",
-        (),
-        None,
-    )
+@pytest.mark.parametrize(
+    ("message", "level"),
+    [
+        ("Handler 'child_deployments' succeeded.", logging.DEBUG),
+        ("Handler 'reference_secrets_changed' succeeded.", logging.DEBUG),
+        ("Handler 'deleted' succeeded.", logging.DEBUG),
+        ("Handler 'update' succeeded.", logging.INFO),
+        ("Handler 'child_deployments' failed temporarily: timed out.", logging.INFO),
+    ],
+)
+def test_watch_handler_success_is_debug(message: str, level: int) -> None:
+    record = logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, (), None)
 
     quiet_event_handlers(record)
 
-    assert record.levelno == logging.DEBUG
-    assert record.levelname == "DEBUG"
+    assert record.levelno == level
+    assert record.levelname == logging.getLevelName(level)

@@ -128,6 +128,11 @@ def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
     logging.getLogger("kopf.objects").addFilter(quiet_event_handlers)
 
 
+# Success lines of the watch handlers in handlers.py, by handler id: child_*, reference_*, and
+# the one that notices deleted ApiServices.
+WATCH_HANDLER_LINES = ("Handler 'child_", "Handler 'reference_", "Handler 'deleted'")
+
+
 def quiet_event_handlers(record: logging.LogRecord) -> bool:
     """Demote Kopf's per-event success lines of watch handlers to DEBUG.
 
@@ -137,8 +142,8 @@ def quiet_event_handlers(record: logging.LogRecord) -> bool:
     message = record.getMessage()
     if (
         record.levelno == logging.INFO
-        and message.startswith("Handler '")
-        and ("succeeded" in message and ("'child_" in message or "'reference_" in message))
+        and message.startswith(WATCH_HANDLER_LINES)
+        and "succeeded" in message
     ):
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger("kopf.objects").isEnabledFor(logging.DEBUG)
