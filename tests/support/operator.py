@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support.cluster import ROOT, Cluster
 from tests.support.waiting import wait_for
@@ -32,10 +35,17 @@ class OperatorProcess:
     log_path: Path
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
+    # More command line options, such as ("--log-level", "DEBUG").
+    extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start the operator and wait until its health endpoint answers."""
+        """Start the operator and wait until /readyz reports the initial listing complete."""
+        self.launch()
+        wait_for(self.ready, timeout=STARTUP_TIMEOUT, description="the operator's /readyz")
+
+    def launch(self) -> None:
+        """Start the operator process without waiting for it."""
         env = {**self.cluster.env, "PYTHONPATH": str(ROOT / "operator")}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -49,6 +59,7 @@ class OperatorProcess:
                 str(self.metrics_port),
                 "--health-port",
                 str(self.health_port),
+                *self.extra_args,
             ],
             env=env,
             stdout=log,
@@ -56,17 +67,27 @@ class OperatorProcess:
             start_new_session=True,
         )
         log.close()
-        wait_for(self.healthy, timeout=STARTUP_TIMEOUT, description="the operator's /healthz")
 
     def healthy(self) -> bool:
-        """Tell whether the liveness endpoint answers 200; a dead process fails the wait."""
+        """Tell whether the liveness endpoint returns 200; a dead process fails the wait."""
+        return self.probe("/healthz")[0] == 200
+
+    def ready(self) -> bool:
+        """Tell whether the readiness endpoint returns 200; a dead process fails the wait."""
+        return self.probe("/readyz")[0] == 200
+
+    def probe(self, path: str) -> tuple[int, dict[str, Any]]:
+        """Return the status code and JSON body of a health endpoint, failures included."""
         if self.process is not None and self.process.poll() is not None:
             raise AssertionError(
                 f"the operator exited with {self.process.returncode}; log:\n{self.logs()[-3000:]}"
             )
-        url = f"http://127.0.0.1:{self.health_port}/healthz"
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
+        url = f"http://127.0.0.1:{self.health_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return int(response.status), json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return int(error.code), json.loads(error.read())
 
     def metrics(self) -> str:
         """Return the text of the /metrics endpoint."""
