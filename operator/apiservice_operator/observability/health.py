@@ -107,6 +107,9 @@ class HealthMonitor:
                 f"(limit {self.loop_stall_limit:g} s)"
             )
             return ProbeResult(False, reason, details)
+        # NOTE: Kopf also stops a watch on purpose when its resource disappears, such as after
+        # the ApiService CRD is deleted. That stream counts as stalled here, so the operator
+        # restarts once, and after the restart it no longer watches that resource.
         stalled = sorted(path for path, age in stream_ages.items() if age > limit)
         if stalled:
             reason = (
