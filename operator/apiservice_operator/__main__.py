@@ -10,11 +10,14 @@ import sys
 from collections.abc import Sequence
 
 import kopf
+import structlog
 from prometheus_client import start_http_server
 
 from apiservice_operator.observability.health import HEALTH, HealthServer
 from apiservice_operator.observability.logging import configure_logging
 from apiservice_operator.observability.metrics import REGISTRY
+
+logger = structlog.get_logger(__name__)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -85,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # kopf.run() ends the same way: a cancelled operator is a stopped one.
         with contextlib.suppress(asyncio.CancelledError):
             asyncio.run(run_operator(args.namespaces))
+    except Exception:
+        # Kopf re-raises the failure of one of its own tasks, such as discovery that found no
+        # API server; logging it here keeps the last line JSON and redacted.
+        logger.exception("operator failed")
+        return 1
     finally:
         if health_server is not None:
             health_server.stop()
