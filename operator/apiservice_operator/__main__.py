@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_operator(args.namespaces))
     except Exception:
         # Kopf re-raises the failure of one of its own tasks, such as discovery that found no
-        # API server; logging it here keeps the last line JSON and redacted.
+        # API server. Logging it here keeps the last line JSON and redacted.
         logger.exception("operator failed")
         return 1
     finally:
