@@ -224,13 +224,13 @@ def run_full_cycle(cluster: Cluster, namespace: str) -> dict[str, set[str]]:
 
 
 @pytest.fixture(scope="module")
-def full_cycle(
-    cluster: Cluster, debug_operator: OperatorProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Any]]:
+def full_cycle(cluster: Cluster, debug_operator: OperatorProcess) -> Iterator[dict[str, Any]]:
     """Run the full cycle once in its own namespace and collect what it left behind."""
     namespace = f"t-observability-{secrets.token_hex(3)}"
     cluster.kubectl("create", "namespace", namespace)
-    cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", namespace)
+    cluster.kubectl(
+        "wait", "--for=create", "serviceaccount/default", "-n", namespace, "--timeout=30s"
+    )
     try:
         values = run_full_cycle(cluster, namespace)
         # The deleted handler reacts to the DELETED watch event, which may come after kubectl
