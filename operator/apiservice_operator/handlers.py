@@ -25,7 +25,7 @@ from lightkube import AsyncClient
 from apiservice_operator.model import GROUP, PLURAL, VERSION, ApiServiceSpec
 from apiservice_operator.observability.events import EventLimiter
 from apiservice_operator.observability.health import HEALTH
-from apiservice_operator.observability.metrics import APISERVICES
+from apiservice_operator.observability.metrics import APISERVICES, RECONCILES
 from apiservice_operator.observability.watches import login_with_watch_tracking
 from apiservice_operator.reconcile.api import CHILD_KINDS, KubeApi
 from apiservice_operator.reconcile.errors import TransientError
@@ -178,6 +178,13 @@ async def reconcile_now(body: Mapping[str, Any], indices: Mapping[str, Any], han
                 delay = next_retry_delay(key)
                 logger.warning("reconcile failed, retrying", error=error.message, delay=delay)
                 raise kopf.TemporaryError(error.message, delay=delay) from error
+            except Exception as error:
+                # A bug, not a cluster condition: log it with its traceback and retry with
+                # backoff, so one bad object neither stops nor floods the operator.
+                delay = next_retry_delay(key)
+                RECONCILES.labels(result="error").inc()
+                logger.exception("reconcile failed unexpectedly, retrying", delay=delay)
+                raise kopf.TemporaryError(f"unexpected error: {error!r}", delay=delay) from error
             RUNTIME.retry_delay.pop(key, None)
             record_readiness(key, outcome.verdict.health.value)
             if outcome.applied or outcome.deleted or outcome.status_written:
@@ -295,12 +302,9 @@ async def run_scheduled(key: OwnerKey, indices: Mapping[str, Any], *, cause: str
     try:
         await reconcile_now(body, indices, handler=cause)
     except kopf.TemporaryError as error:
-        delay = error.delay or FIRST_RETRY_SECONDS
-        await asyncio.sleep(delay)
+        # reconcile_now has logged the failure and chosen the delay.
+        await asyncio.sleep(error.delay or FIRST_RETRY_SECONDS)
         schedule(key, indices, cause=cause)
-    except Exception:
-        logger.exception("unexpected failure in a scheduled reconcile", **log_fields(body, cause))
-        RUNTIME.pending.discard(key)
 
 
 async def child_changed(
