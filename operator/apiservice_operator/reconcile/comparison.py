@@ -7,8 +7,14 @@ same value needs no write; anything else (an edit by hand, a deletion, a new spe
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
+
+# Annotation on every child with the digest of what the operator last rendered for it.
+RENDER_DIGEST_ANNOTATION = "apiservice.dev/render-digest"
 
 
 def contains(live: Any, desired: Any) -> bool:
@@ -27,3 +33,41 @@ def contains(live: Any, desired: Any) -> bool:
             return False
         return all(contains(item, want) for item, want in zip(live, desired, strict=True))
     return bool(live == desired)
+
+
+def with_render_digest(child: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of a rendered child annotated with the SHA-256 of the rendered content.
+
+    `contains` checks only the fields that the render sets, so a field that the render stops
+    setting, such as the ownerReference of a volume whose retentionPolicy became Retain, would
+    stay on the live object. The digest changes whenever the render does, so such a child fails
+    `contains` and is applied, and server-side apply removes the fields that the operator's
+    field manager set before and no longer sets.
+    """
+    encoded = json.dumps(child, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    stamped = copy.deepcopy(dict(child))
+    metadata = stamped.setdefault("metadata", {})
+    metadata["annotations"] = {
+        **(metadata.get("annotations") or {}),
+        RENDER_DIGEST_ANNOTATION: digest,
+    }
+    return stamped
+
+
+def with_live_replicas(child: dict[str, Any], live: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return a Deployment that renders no replica count with the live count, else `child`.
+
+    The api Deployment has no replica count while a HorizontalPodAutoscaler owns it. Applying it
+    without the field makes server-side apply drop the field that the operator set before, and
+    the API server then defaults it to 1, below the autoscaler's minimum, until the autoscaler
+    acts again. Applying the live count instead never changes the number of pods.
+    """
+    if child.get("kind") != "Deployment" or "replicas" in (child.get("spec") or {}):
+        return child
+    replicas = ((live or {}).get("spec") or {}).get("replicas")
+    if replicas is None:
+        return child
+    with_count = copy.deepcopy(child)
+    with_count["spec"]["replicas"] = replicas
+    return with_count

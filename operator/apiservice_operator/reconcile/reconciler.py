@@ -25,7 +25,11 @@ from apiservice_operator.observability.metrics import (
 )
 from apiservice_operator.reconcile import credentials as creds
 from apiservice_operator.reconcile.api import KubeApi
-from apiservice_operator.reconcile.comparison import contains
+from apiservice_operator.reconcile.comparison import (
+    contains,
+    with_live_replicas,
+    with_render_digest,
+)
 from apiservice_operator.reconcile.conditions import Health, Verdict, merge_conditions
 from apiservice_operator.reconcile.errors import Reason, StalledError, TransientError
 from apiservice_operator.reconcile.inputs import Digests, check_references
@@ -170,7 +174,16 @@ class Reconciler:
             settings = render_settings_configmap(owner, spec)
             secret_values = credentials_values(owner, spec, credentials)
             inputs_checksum = checksum(settings.get("data") or {}, secret_values, references)
-            desired = render_children(owner, spec, credentials, inputs_checksum)
+            rendered = render_children(owner, spec, credentials, inputs_checksum)
+            # The digest covers the render only, so a change of the live replica count alone
+            # never leads to a write.
+            desired = [
+                with_live_replicas(
+                    with_render_digest(child),
+                    view.children.get((child["kind"], child["metadata"]["name"])),
+                )
+                for child in rendered
+            ]
         except ValueError as error:
             # Render rejects what the schema cannot express, such as an unusable owner name.
             raise StalledError(Reason.INVALID_SPEC, str(error)) from error

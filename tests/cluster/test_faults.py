@@ -1,0 +1,112 @@
+"""Faults found by breaking the operator on purpose, each kept as a regression test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.apiservices import example, wait_ready
+from tests.support.cluster import Cluster
+from tests.support.operator import OperatorProcess
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+NAME = "orders"
+# The HorizontalPodAutoscaler controller of kube-controller-manager acts every 15 s by default.
+AUTOSCALER_TIMEOUT = 60.0
+
+
+def minimal(**spec: Any) -> dict[str, Any]:
+    """Return examples/minimal.yaml with more spec fields."""
+    document = example("minimal")[0]
+    document["spec"].update(spec)
+    return document
+
+
+def get(cluster: Cluster, namespace: str, target: str) -> dict[str, Any]:
+    """Read one object as JSON."""
+    return dict(cluster.get_json(target, "-n", namespace))
+
+
+def test_retain_drops_volume_owner(
+    cluster: Cluster, namespace: str, running_operator: OperatorProcess
+) -> None:
+    """Switching retentionPolicy to Retain must keep the volume when the ApiService goes."""
+    volume = f"pvc/{NAME}-postgres-data"
+    cluster.apply(minimal(postgres={"managed": {"retentionPolicy": "Delete"}}), namespace)
+    wait_ready(cluster, namespace, NAME)
+    assert get(cluster, namespace, volume)["metadata"].get("ownerReferences")
+
+    cluster.apply(minimal(postgres={"managed": {"retentionPolicy": "Retain"}}), namespace)
+    wait_ready(cluster, namespace, NAME)
+    wait_for(
+        lambda: not get(cluster, namespace, volume)["metadata"].get("ownerReferences"),
+        timeout=30,
+        description=f"{volume} without ownerReferences after retentionPolicy Retain",
+    )
+
+    cluster.kubectl("delete", f"apisvc/{NAME}", "-n", namespace)
+    # The garbage collector deletes the api Deployment and the volume in the same sweep, so once
+    # the Deployment is gone a volume that it was going to delete is gone too.
+    wait_for(
+        lambda: (
+            cluster.kubectl(
+                "get", f"deployment/{NAME}-api", "-n", namespace, check=False
+            ).returncode
+            != 0
+        ),
+        timeout=60,
+        description=f"the garbage collector to delete deployment/{NAME}-api",
+    )
+    assert cluster.kubectl("get", volume, "-n", namespace, check=False).returncode == 0
+
+
+def test_removed_resources_leave_deployment(
+    cluster: Cluster, namespace: str, running_operator: OperatorProcess
+) -> None:
+    """A field removed from the spec must be removed from the child too."""
+    cluster.apply(minimal(api={"resources": {"limits": {"cpu": "1"}}}), namespace)
+    wait_ready(cluster, namespace, NAME)
+
+    def api_resources() -> dict[str, Any]:
+        deployment = get(cluster, namespace, f"deployment/{NAME}-api")
+        return dict(deployment["spec"]["template"]["spec"]["containers"][0].get("resources", {}))
+
+    assert api_resources() == {"limits": {"cpu": "1"}}
+
+    cluster.apply(minimal(), namespace)
+    wait_ready(cluster, namespace, NAME)
+    wait_for(
+        lambda: api_resources() == {},
+        timeout=30,
+        description=f"deployment/{NAME}-api without the removed resource limits",
+    )
+
+
+def test_autoscaling_keeps_api_replicas(
+    cluster: Cluster, namespace: str, running_operator: OperatorProcess
+) -> None:
+    """Handing the replica count to the autoscaler must never drop the api below its count."""
+    cluster.apply(minimal(api={"replicas": 2}), namespace)
+    wait_ready(cluster, namespace, NAME)
+
+    cluster.apply(
+        minimal(api={"replicas": 2, "autoscaling": {"enabled": True, "minReplicas": 3}}), namespace
+    )
+    seen: list[int] = []
+
+    def scaled_to_minimum() -> bool:
+        deployment = get(cluster, namespace, f"deployment/{NAME}-api")
+        seen.append(int(deployment["spec"].get("replicas", 1)))
+        return seen[-1] == 3
+
+    # Polling every 0.25 s detects a drop to the default of 1 replica, because only the
+    # autoscaler's next sync, up to 15 s later, would raise the count again.
+    wait_for(
+        scaled_to_minimum,
+        timeout=AUTOSCALER_TIMEOUT,
+        description=f"the autoscaler to scale deployment/{NAME}-api to minReplicas 3",
+    )
+    assert min(seen) >= 2, f"replica counts seen while the autoscaler took over: {seen}"
