@@ -64,6 +64,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=int(env("APISERVICE_OPERATOR_HEALTH_PORT", "8081")),
         help="TCP port of the /healthz liveness and /readyz readiness endpoints; 0 turns them off.",
     )
+    parser.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=float(env("APISERVICE_OPERATOR_RESYNC_SECONDS", "600")),
+        help="Seconds between passes of every ApiService that no event asked for; such a pass "
+        "of an unchanged stack makes no API request.",
+    )
     return parser.parse_args(argv)
 
 
@@ -78,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_http_server(args.metrics_port, addr=args.bind_address, registry=REGISTRY)
 
     # Importing the handlers registers them with Kopf.
-    import apiservice_operator.handlers  # noqa: F401
+    from apiservice_operator.handlers import RUNTIME
+
+    RUNTIME.resync_seconds = args.resync_seconds
 
     health_server = None
     if args.health_port:

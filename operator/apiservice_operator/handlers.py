@@ -40,6 +40,8 @@ CHILD_LABELS: dict[str, Any] = {**MANAGED_BY, OWNER_LABEL: kopf.PRESENT}
 # Retry delays for transient failures: doubled after each failure, up to the maximum.
 FIRST_RETRY_SECONDS = 2.0
 MAX_RETRY_SECONDS = 300.0
+# Default seconds between two passes of every ApiService that no event asked for.
+RESYNC_SECONDS = 600.0
 
 OwnerKey = tuple[str, str]  # (namespace, name)
 
@@ -55,6 +57,8 @@ class Runtime:
         self.retry_delay: dict[OwnerKey, float] = {}
         self.events = EventLimiter()
         self.ready_by_owner: dict[OwnerKey, str] = {}
+        self.resync_task: asyncio.Task[None] | None = None
+        self.resync_seconds = RESYNC_SECONDS
 
     def lock(self, key: OwnerKey) -> asyncio.Lock:
         """Return the lock that serializes passes of one ApiService."""
@@ -151,7 +155,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.cleanup(id="cleanup")
 async def cleanup(**_: Any) -> None:
-    """Close the API client when the operator stops."""
+    """Stop the periodic resync and close the API client when the operator stops."""
+    if RUNTIME.resync_task is not None:
+        RUNTIME.resync_task.cancel()
     if RUNTIME.client is not None:
         await RUNTIME.client.close()
     logger.info("operator stopped")
@@ -255,8 +261,25 @@ def event_sink(body: Mapping[str, Any]) -> Any:
 async def apiservice_changed(body: kopf.Body, reason: str, **kwargs: Any) -> None:
     """Reconcile an ApiService that was created, changed, or found at start."""
     HEALTH.mark_indexed()
+    if RUNTIME.resync_task is None:
+        RUNTIME.resync_task = asyncio.get_running_loop().create_task(resync_forever(kwargs))
     # Kopf's reason (create, update, resume) names the handler in the logs.
     await reconcile_now(plain(body), kwargs, handler=reason)
+
+
+async def resync_forever(indices: Mapping[str, Any]) -> None:
+    """Schedule a pass of every ApiService every `RUNTIME.resync_seconds`.
+
+    Watch events cover nearly every change, but not all: a child whose owner label was removed
+    leaves the index without an event that names its ApiService. A pass of a stack that is as
+    it should be makes no API request, so the resync costs only CPU time.
+    """
+    while True:
+        await asyncio.sleep(RUNTIME.resync_seconds)
+        keys = list(indices["apiservices"])
+        logger.debug("resync", apiservices=len(keys))
+        for key in keys:
+            schedule(key, indices, cause="resync")
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, id="deleted")
@@ -312,7 +335,8 @@ async def child_changed(
 ) -> None:
     """Repair or re-read an ApiService's child that changed or disappeared."""
     # Events without a type come from the initial listing: resume handles those ApiServices.
-    if event.get("type") in (None, "ADDED"):
+    # ADDED counts, since a child that reappears (a restored Secret) may unblock a pass.
+    if event.get("type") is None:
         return
     schedule((namespace or "", labels[OWNER_LABEL]), kwargs, cause="child")
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from tests.support.apiservices import example, wait_ready
+from tests.support.apiservices import condition, example, wait_condition, wait_ready
 from tests.support.cluster import Cluster
 from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
@@ -110,3 +111,62 @@ def test_autoscaling_keeps_api_replicas(
         description=f"the autoscaler to scale deployment/{NAME}-api to minReplicas 3",
     )
     assert min(seen) >= 2, f"replica counts seen while the autoscaler took over: {seen}"
+
+
+def test_edited_service_port_is_repaired(
+    cluster: Cluster, namespace: str, running_operator: OperatorProcess
+) -> None:
+    """A Service port changed by hand under the same port name must not stall the stack."""
+    cluster.apply(example("minimal"), namespace)
+    wait_ready(cluster, namespace, NAME)
+    service = f"service/{NAME}-api"
+
+    cluster.kubectl(
+        "patch",
+        service,
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op": "replace", "path": "/spec/ports/0/port", "value": 9999}]',
+    )
+
+    wait_for(
+        lambda: [p["port"] for p in get(cluster, namespace, service)["spec"]["ports"]] == [8000],
+        timeout=30,
+        description=f"{service} back on port 8000 only",
+    )
+    obj = wait_ready(cluster, namespace, NAME)
+    assert condition(obj, "Stalled")["status"] == "False"
+
+
+def test_lost_credentials_stall_until_restored(
+    cluster: Cluster, namespace: str, running_operator: OperatorProcess
+) -> None:
+    """A deleted credentials Secret must not be replaced while the database volume remains."""
+    cluster.apply(example("minimal"), namespace)
+    wait_ready(cluster, namespace, NAME)
+    secret = get(cluster, namespace, f"secret/{NAME}-credentials")
+    backup = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret["metadata"]["name"], "labels": secret["metadata"]["labels"]},
+        "type": secret["type"],
+        "data": secret["data"],
+    }
+
+    cluster.kubectl("delete", f"secret/{NAME}-credentials", "-n", namespace)
+
+    stalled = wait_condition(cluster, namespace, NAME, "Stalled")
+    message = condition(stalled, "Stalled")["message"]
+    assert condition(stalled, "Stalled")["reason"] == "CredentialsLost"
+    assert f"{NAME}-credentials" in message
+    assert f"{NAME}-postgres-data" in message
+    missing = cluster.kubectl("get", f"secret/{NAME}-credentials", "-n", namespace, check=False)
+    assert missing.returncode != 0
+
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(backup))
+
+    wait_ready(cluster, namespace, NAME)
+    restored = get(cluster, namespace, f"secret/{NAME}-credentials")
+    assert restored["data"] == secret["data"]

@@ -55,7 +55,11 @@ def desired_conditions(verdict: Verdict) -> dict[str, tuple[str, str, str]]:
     if verdict.health is Health.STALLED:
         return {
             READY: ("False", verdict.reason.value, verdict.message),
-            RECONCILING: ("False", Reason.STALLED.value, "Waiting for a change to the spec."),
+            RECONCILING: (
+                "False",
+                Reason.STALLED.value,
+                "Waiting for a change that unblocks progress: see the Stalled condition.",
+            ),
             STALLED: ("True", verdict.reason.value, verdict.message),
         }
     return {

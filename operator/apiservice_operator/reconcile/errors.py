@@ -17,6 +17,7 @@ class Reason(enum.StrEnum):
     FORBIDDEN = "Forbidden"
     IMMUTABLE_FIELD = "ImmutableField"
     REJECTED = "Rejected"
+    CREDENTIALS_LOST = "CredentialsLost"
     TRANSIENT_ERROR = "TransientError"
     RECONCILED = "Reconciled"
     STALLED = "Stalled"

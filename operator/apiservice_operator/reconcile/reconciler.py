@@ -49,6 +49,12 @@ logger = structlog.get_logger(__name__)
 
 ChildKey = tuple[str, str]  # (kind, name)
 
+# Kinds that may be deleted and created again when the API server rejects an update of a child
+# that someone edited by hand. Secrets and PersistentVolumeClaims hold data and never are.
+RECREATABLE_KINDS = frozenset(
+    {"ConfigMap", "Service", "Deployment", "HorizontalPodAutoscaler", "Ingress"}
+)
+
 
 class EventSink(Protocol):
     """Records a Kubernetes Event on the ApiService being reconciled."""
@@ -189,6 +195,7 @@ class Reconciler:
             raise StalledError(Reason.INVALID_SPEC, str(error)) from error
 
         if not existing:
+            check_no_orphaned_database(owner, spec, view)
             await self.create_credentials(desired, names.credentials, outcome, events)
         live = await self.apply_drifted(desired, view, outcome, events)
         await self.prune(owner, desired, view, outcome, events)
@@ -238,7 +245,7 @@ class Reconciler:
                 CHILD_APPLIES.labels(kind=key[0], outcome="unchanged").inc()
                 continue
             try:
-                live[key] = await self.api.apply(child)
+                live[key] = await self.apply_or_recreate(child, existed=key in live, events=events)
             except (StalledError, TransientError):
                 CHILD_APPLIES.labels(kind=key[0], outcome="failed").inc()
                 raise
@@ -248,6 +255,35 @@ class Reconciler:
             events(type="Normal", reason=verb, message=f"{verb} {key[0]} {key[1]}.")
             logger.info("applied child", child=label, action=verb.lower())
         return live
+
+    async def apply_or_recreate(
+        self, child: dict[str, Any], *, existed: bool, events: EventSink
+    ) -> dict[str, Any]:
+        """Apply a child; when the update is rejected, recreate a child that holds no data.
+
+        A hand edit can leave a child that no apply can repair, such as a Service port changed
+        under the same port name, which makes the merged list invalid. Deleting and creating
+        it again restores it, and only kinds without data are treated so.
+        """
+        try:
+            return await self.api.apply(child)
+        except StalledError as error:
+            kind, name = child["kind"], child["metadata"]["name"]
+            repairable = error.reason in (Reason.REJECTED, Reason.IMMUTABLE_FIELD)
+            if not (existed and repairable and kind in RECREATABLE_KINDS):
+                raise
+            logger.warning(
+                "recreating a child whose update was rejected",
+                child=f"{kind}/{name}",
+                error=error.message,
+            )
+            events(
+                type="Warning",
+                reason="Recreated",
+                message=f"Recreated {kind} {name}: the API server rejected its update.",
+            )
+            await self.api.delete(kind, child["metadata"]["namespace"], name)
+            return await self.api.apply(child)
 
     async def prune(
         self,
@@ -311,6 +347,27 @@ class Reconciler:
     def forget(self, uid: str) -> None:
         """Drop what is remembered about a deleted ApiService."""
         self.written_status.pop(uid, None)
+
+
+def check_no_orphaned_database(owner: Owner, spec: ApiServiceSpec, view: ClusterView) -> None:
+    """Refuse to generate new credentials while a kept database volume needs the old ones.
+
+    PostgreSQL sets the password only when it initialises an empty data directory, so a new
+    password would lock the app out of the data on a volume that outlived its Secret.
+    """
+    if spec.postgres.managed is None:
+        return
+    names = child_names(owner.name)
+    claim = view.children.get(("PersistentVolumeClaim", names.postgres_data))
+    if claim is None or (claim.get("metadata") or {}).get("deletionTimestamp"):
+        return
+    raise StalledError(
+        Reason.CREDENTIALS_LOST,
+        f"Secret {owner.namespace}/{names.credentials} is missing, and PersistentVolumeClaim "
+        f"{owner.namespace}/{names.postgres_data} holds a database set up with its password: "
+        f"restore the Secret from a backup, or delete the PersistentVolumeClaim to start with "
+        f"an empty database.",
+    )
 
 
 def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
