@@ -6,6 +6,9 @@
 #   hack/cluster.sh up       build the binaries if needed, start everything, write the kubeconfig
 #   hack/cluster.sh down     stop every component and remove the cluster's state
 #   hack/cluster.sh status   tell whether each component runs and the API server is ready
+#   hack/cluster.sh restart COMPONENT
+#                            stop one component and start it again with the same ports and
+#                            data, as fault tests do to an API server or etcd
 #
 # State lives in .cluster/ (git-ignored): kubeconfig, certificates, etcd data, logs, pids.
 # Every start is a new cluster on new random ports with new certificates.
@@ -59,7 +62,7 @@ fail_start() {
 launch() {
   local component="$1"; shift
   log "starting $component"
-  "$@" >"$STATE_DIR/logs/$component.log" 2>&1 &
+  "$@" >>"$STATE_DIR/logs/$component.log" 2>&1 &
   echo $! >"$STATE_DIR/pids/$component"
 }
 
@@ -274,6 +277,8 @@ cmd_up() {
   SCHEDULER_PORT="$(free_port)"; KWOK_PORT="$(free_port)"
   generate_pki
   write_kubeconfig "$KUBECONFIG_PATH" admin apiservice-local
+  declare -p ETCD_PORT ETCD_PEER_PORT ETCD_METRICS_PORT APISERVER_PORT CONTROLLER_MANAGER_PORT \
+    SCHEDULER_PORT KWOK_PORT >"$STATE_DIR/ports.env"
 
   start_etcd
   start_apiserver
@@ -338,12 +343,36 @@ cmd_status() {
   return "$healthy"
 }
 
+cmd_restart() {
+  local component="${1:-}"
+  if [[ ! -f "$STATE_DIR/ports.env" ]]; then
+    log "no cluster to restart a component of: run $0 up first"
+    exit 1
+  fi
+  # shellcheck source=/dev/null
+  source "$STATE_DIR/ports.env"
+  local start=$SECONDS
+  case "$component" in
+    etcd) stop_wave etcd; start_etcd ;;
+    kube-apiserver) stop_wave kube-apiserver; start_apiserver ;;
+    kube-controller-manager) stop_wave kube-controller-manager; start_controller_manager ;;
+    kube-scheduler) stop_wave kube-scheduler; start_scheduler ;;
+    kwok) stop_wave kwok; start_kwok ;;
+    *)
+      echo "usage: $0 restart ${COMPONENTS[*]}" >&2
+      exit 2
+      ;;
+  esac
+  log "restarted $component in $((SECONDS - start))s"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  restart) cmd_restart "${2:-}" ;;
   *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status|restart COMPONENT" >&2
     exit 2
     ;;
 esac

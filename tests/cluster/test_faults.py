@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.apiservices import condition, example, wait_condition, wait_ready
-from tests.support.cluster import Cluster
+from tests.support.cluster import LOCAL_KUBECONFIG, Cluster, restart_local_component
 from tests.support.operator import OperatorProcess
 from tests.support.waiting import wait_for
 
@@ -170,3 +170,50 @@ def test_lost_credentials_stall_until_restored(
     wait_ready(cluster, namespace, NAME)
     restored = get(cluster, namespace, f"secret/{NAME}-credentials")
     assert restored["data"] == secret["data"]
+
+
+@pytest.mark.parametrize("component", ["kube-apiserver", "etcd"])
+def test_restart_of_control_plane_converges(
+    cluster: Cluster, namespace: str, running_operator: OperatorProcess, component: str
+) -> None:
+    """After the API server or etcd restarts, the operator reconnects and repairs drift again."""
+    if cluster.kubeconfig != LOCAL_KUBECONFIG:
+        pytest.skip("restarting a component needs the local control plane of hack/cluster.sh")
+    cluster.apply(example("minimal"), namespace)
+    wait_ready(cluster, namespace, NAME)
+    deployments = {
+        d["metadata"]["name"] for d in cluster.get_json("deployments", "-n", namespace)["items"]
+    }
+
+    restart_local_component(component)
+
+    # Nothing is deleted on the partial reads around the restart, and drift is repaired after it.
+    wait_for(
+        lambda: cluster.kubectl("get", "--raw", "/readyz", check=False).returncode == 0,
+        timeout=60,
+        description="the API server ready again",
+    )
+    after = {
+        d["metadata"]["name"] for d in cluster.get_json("deployments", "-n", namespace)["items"]
+    }
+    assert after == deployments
+    cluster.kubectl("delete", f"service/{NAME}-api", "-n", namespace)
+    wait_for(
+        lambda: (
+            cluster.kubectl("get", f"service/{NAME}-api", "-n", namespace, check=False).returncode
+            == 0
+        ),
+        timeout=60,
+        description=f"service {NAME}-api recreated after the {component} restart",
+    )
+    cluster.kubectl(
+        "patch",
+        f"apisvc/{NAME}",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec": {"logLevel": "ERROR"}}',
+    )
+    obj = wait_ready(cluster, namespace, NAME)
+    assert condition(obj, "Stalled")["status"] == "False"

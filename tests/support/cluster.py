@@ -135,3 +135,10 @@ def start_local_cluster() -> None:
 def stop_local_cluster() -> None:
     """Stop the local cluster and remove its state."""
     subprocess.run(["bash", str(CLUSTER_SCRIPT), "down"], check=True)
+
+
+def restart_local_component(component: str) -> None:
+    """Stop one component of the local cluster and start it again with the same ports and data."""
+    subprocess.run(
+        ["bash", str(CLUSTER_SCRIPT), "restart", component], check=True, capture_output=True
+    )
