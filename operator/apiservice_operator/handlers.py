@@ -4,12 +4,12 @@ Every handler has an explicit id, because Kopf stores the id on the object and a
 function would otherwise change it. The handlers stay thin: they pick the ApiService that an
 event concerns and hand it to the `Reconciler`, one pass at a time per ApiService.
 
-Three kinds of events lead to a pass: a change to an ApiService (create, update, resume at
-start), a change to one of its children (drift, deletion, a Deployment becoming ready), and a
-change to a Secret or ConfigMap that a spec refers to. The children, the ApiServices and the
-digests of Secrets and ConfigMaps are kept in Kopf indices, which Kopf fills before it calls any
-handler; so a pass reads nothing from the API server except, once, a credentials Secret that
-the watch has not delivered.
+A pass follows a change to an ApiService (create, update, resume at start), a change to one of
+its children (drift, deletion, a Deployment becoming ready), or a change to a Secret or
+ConfigMap that a spec refers to. A periodic resync adds one pass per ApiService every few
+minutes. The children, the ApiServices and the digests of Secrets and ConfigMaps are kept in
+Kopf indices, which Kopf fills before it calls any handler. So a pass reads nothing from the API
+server, except a credentials Secret that the watch has not delivered yet.
 """
 
 from __future__ import annotations
@@ -140,7 +140,8 @@ kopf.on.login(id="login")(login_with_watch_tracking)
 @kopf.on.startup(id="startup")
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     """Connect to the API server and tune Kopf for a quiet, single-instance operator."""
-    # Our own Events are rate-limited and say what changed; Kopf's per-handler ones would repeat.
+    # Our own Events are rate-limited and name what changed, so Kopf's per-handler ones would
+    # only repeat them.
     # Kopf 1.45 turns log lines into Events only with `posting.loggers`, while
     # `posting.enabled = False` would also drop every kopf.event() call, ours included.
     settings.posting.loggers = False

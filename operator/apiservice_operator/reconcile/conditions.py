@@ -1,7 +1,7 @@
 """The Ready, Reconciling and Stalled conditions, as kstatus and Argo CD read them.
 
-`Ready` is always present. `Reconciling` is True while work is in flight and `Stalled` is True
-when only a change from the user can unblock progress; the two are never True together.
+`Ready` is always present. `Reconciling` is True while work is in flight. `Stalled` is True
+when only a change from the user can unblock progress, and the two are never True together.
 A condition's `lastTransitionTime` moves only when its status changes.
 """
 

@@ -66,8 +66,9 @@ class EventSink(Protocol):
 class ClusterView:
     """What the watches have delivered, as seen by one ApiService.
 
-    `children` holds the live objects labelled as this ApiService's children, by (kind, name).
-    `references` holds the digests of the Secrets and ConfigMaps in its namespace, by (kind, name).
+    `children` contains the live objects labelled as this ApiService's children, by (kind, name).
+    `references` contains the digests of the Secrets and ConfigMaps in its namespace, by
+    (kind, name).
     """
 
     children: Mapping[ChildKey, Mapping[str, Any]]
@@ -76,7 +77,7 @@ class ClusterView:
 
 @dataclass
 class Outcome:
-    """What one pass did, for logs, metrics and tests."""
+    """Record of one pass: its verdict, the children it wrote, and whether it wrote status."""
 
     verdict: Verdict
     applied: list[str] = field(default_factory=list)
@@ -259,7 +260,7 @@ class Reconciler:
     async def apply_or_recreate(
         self, child: dict[str, Any], *, existed: bool, events: EventSink
     ) -> dict[str, Any]:
-        """Apply a child; when the update is rejected, recreate a child that holds no data.
+        """Apply a child, and recreate it when the update is rejected and it stores no data.
 
         A hand edit can leave a child that no apply can repair, such as a Service port changed
         under the same port name, which makes the merged list invalid. Deleting and creating
@@ -293,7 +294,7 @@ class Reconciler:
         outcome: Outcome,
         events: EventSink,
     ) -> None:
-        """Delete children that the spec no longer asks for, such as a disabled worker.
+        """Delete children that the spec no longer requests, such as a disabled worker.
 
         Only objects that this very ApiService controls are deleted: retained data carries no
         ownerReference, so a PersistentVolumeClaim or the credentials Secret is never pruned.
@@ -335,7 +336,7 @@ class Reconciler:
         new_status: dict[str, Any],
         outcome: Outcome,
     ) -> None:
-        """Patch the status subresource unless it already holds exactly this status."""
+        """Patch the status subresource unless it already contains exactly this status."""
         patch = merge_patch(old_status, new_status)
         if not patch:
             self.written_status[owner.uid] = new_status
