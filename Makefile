@@ -140,3 +140,12 @@ test-all: setup binaries contract-deps lint verify ## Run the whole suite, as CI
 
 .PHONY: test-e2e
 test-e2e: test-cluster ## Alias of test-cluster, by the kubebuilder name.
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: setup binaries ## Run the benchmarks in bench/ on the local cluster (about an hour); see docs/benchmarks.md.
+	PYTHONPATH=operator $(VENV_PYTHON) bench/convergence.py
+	PYTHONPATH=operator $(VENV_PYTHON) bench/idle_traffic.py
+	PYTHONPATH=operator $(VENV_PYTHON) bench/drift.py
+	PYTHONPATH=operator $(VENV_PYTHON) bench/memory.py
