@@ -226,16 +226,25 @@ def by_verb_group(counts: Counter[tuple[str, str]]) -> dict[str, float]:
     return groups
 
 
-def measure_window(cluster: Cluster, seconds: float) -> dict[str, Any]:
-    """Snapshot kube-apiserver's metrics, sleep through the window, and count the requests."""
+def measure_window(
+    cluster: Cluster, seconds: float, operator: OperatorProcess | None
+) -> dict[str, Any]:
+    """Snapshot kube-apiserver's metrics, sleep through the window, and count the requests.
+
+    With a running `operator`, also count its reconcile passes, which shows that resync passes
+    ran in the window.
+    """
+    passes_before = operator.reconciles() if operator else 0.0
     before = cluster.metrics()
     time.sleep(seconds)
     after = cluster.metrics()
+    passes = operator.reconciles() - passes_before if operator else 0.0
     counts = request_counts(before, after)
     return {
         "exact": exact_counts(before, after),
         "groups": by_verb_group(counts),
         "requests": {f"{verb} {resource}": value for (verb, resource), value in counts.items()},
+        "reconciles": passes,
     }
 
 
@@ -292,8 +301,10 @@ def main() -> None:
                     time.sleep(5)
                 for index in range(args.windows):
                     log(f"K={count}: {arm} window {index + 1}/{args.windows} ({args.window:.0f}s)")
-                    window = measure_window(cluster, args.window)
+                    running = operator if arm == "operator" else None
+                    window = measure_window(cluster, args.window, running)
                     log(f"  exact {window['exact']}, all clients {window['groups']}")
+                    log(f"  reconcile passes {window['reconciles']:.0f}")
                     window.update(kind=arm, count=count, load=machine_summary())
                     results.append(window)
     finally:
@@ -320,6 +331,7 @@ def print_summary(args: argparse.Namespace, results: list[dict[str, Any]]) -> No
             for arm in ("operator", "baseline")
         }
         row: list[object] = [count, f"{args.window:.0f}", len(windows["operator"])]
+        row.append(median([w.get("reconciles", 0.0) for w in windows["operator"]]))
         for name in FLOW_SCHEMAS:
             row.append(median([w["exact"][name] for w in windows["operator"]]))
         for group in ("writes", "reads", "watches"):
@@ -342,6 +354,7 @@ def print_summary(args: argparse.Namespace, results: list[dict[str, Any]]) -> No
             "K",
             "window s",
             "windows",
+            "reconcile passes",
             "operator writes",
             "operator reads",
             "operator watches",
