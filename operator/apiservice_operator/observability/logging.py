@@ -136,8 +136,8 @@ WATCH_HANDLER_LINES = ("Handler 'child_", "Handler 'reference_", "Handler 'delet
 def quiet_event_handlers(record: logging.LogRecord) -> bool:
     """Demote Kopf's per-event success lines of watch handlers to DEBUG.
 
-    Every status change of every child runs a watch handler, and a line for each success would
-    bury the lines that matter; failures keep their level.
+    Every status change of every child runs a watch handler, so a line for each success would
+    bury the lines that matter. Failures keep their level.
     """
     message = record.getMessage()
     if (

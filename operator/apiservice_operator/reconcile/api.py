@@ -25,7 +25,7 @@ FIELD_MANAGER = "apiservice-operator"
 
 @dataclass(frozen=True)
 class KindInfo:
-    """Where the API serves one kind of object."""
+    """API location of one kind of object: group, version, kind and plural."""
 
     group: str
     version: str
@@ -117,7 +117,7 @@ def translated(*, action: str, target: str, tolerate: int | None = None) -> Iter
 
 
 class ExpectedStatusError(Exception):
-    """An expected API answer, such as 404 on delete, that the caller handles."""
+    """An expected API status, such as 404 on delete, that the caller handles."""
 
 
 class KubeApi:

@@ -64,7 +64,7 @@ class EventSink(Protocol):
 
 @dataclass(frozen=True)
 class ClusterView:
-    """What the watches have delivered, as seen by one ApiService.
+    """Snapshot of the watched objects that one ApiService's pass needs.
 
     `children` contains the live objects labelled as this ApiService's children, by (kind, name).
     `references` contains the digests of the Secrets and ConfigMaps in its namespace, by
