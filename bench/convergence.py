@@ -142,8 +142,8 @@ def run_kubectl_arm(cluster: Cluster, count: int, namespace: str, timeout: float
 def rate_limiter_wait(cluster: Cluster) -> float:
     """Return the seconds kube-controller-manager's clients have waited for their rate limiter.
 
-    Each of its controllers has its own client, limited to 20 requests per second by default
-    (--kube-api-qps), so the sum can grow faster than the wall clock.
+    Its clients are limited to 20 requests per second by default (--kube-api-qps), and many
+    requests wait at the same time, so the sum can grow faster than the wall clock.
     """
     samples = cluster.controller_manager_metrics()
     return metric_sum(samples, "rest_client_rate_limiter_duration_seconds_sum")
