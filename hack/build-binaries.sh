@@ -22,7 +22,7 @@ STAGING_VERSION="v0${KUBE_VERSION#v1}"
 
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# Print the folder that holds a component's binaries, one folder a version.
+# Print the folder that contains a component's binaries, one folder a version.
 bin_dir() { printf '%s/bin/%s-%s\n' "$CACHE_DIR" "$1" "$2"; }
 
 # Run a build step and report how long it took, so that a slow cold build shows progress.

@@ -361,7 +361,7 @@ async def reference_changed(
     """Reconcile every ApiService in the namespace whose spec names this Secret or ConfigMap."""
     # Kopf calls this only after its initial listing, and kube-controller-manager puts the
     # ConfigMap kube-root-ca.crt in every namespace (Kubernetes 1.21 and later), so the first
-    # call tells /readyz that the listing is complete.
+    # call shows /readyz that the listing is complete.
     HEALTH.mark_indexed()
     if event.get("type") is None:
         return

@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def docker_engine_running() -> bool:
-    """Tell whether a Docker engine answers, which kind needs to create its node container."""
+    """Tell whether a Docker engine responds, which kind needs to create its node container."""
     if shutil.which("docker") is None:
         return False
     result = subprocess.run(["docker", "info"], capture_output=True, check=False)

@@ -131,7 +131,7 @@ def test_minimal_example_becomes_ready(
 def test_full_example_becomes_ready(
     cluster: Cluster, namespace: str, running_operator: OperatorProcess
 ) -> None:
-    # The example asks for a storage class by name; the local cluster provisions host paths.
+    # The example requests a storage class by name, and the local cluster provisions host paths.
     cluster.kubectl(
         "apply",
         "--server-side",

@@ -1,4 +1,4 @@
-"""Bounded waits: every wait in the tests has a deadline and says what it waited for."""
+"""Bounded waits: every wait in the tests has a deadline and names what it waited for."""
 
 from __future__ import annotations
 

@@ -53,7 +53,8 @@ VERDICTS = {
 def test_conditions_never_reconciling_and_stalled(health: Health) -> None:
     conditions = desired_conditions(VERDICTS[health])
     assert set(conditions) == {"Ready", "Reconciling", "Stalled"}
-    assert not (conditions["Reconciling"][0] == "True" and conditions["Stalled"][0] == "True")
+    both_true = conditions["Reconciling"][0] == "True" == conditions["Stalled"][0]
+    assert not both_true
 
 
 def test_ready_true_only_when_ready() -> None:

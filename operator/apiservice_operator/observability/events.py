@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 # An identical event (same object, type, reason and message) is posted at most once per window.
 REPEAT_WINDOW_SECONDS = 300.0
-# Each object gets at most this many events per minute, whatever they say.
+# Each object gets at most this many events per minute, whatever their content.
 EVENTS_PER_MINUTE = 10
 
 

@@ -33,7 +33,7 @@ class StalledError(Exception):
 
 
 class TransientError(Exception):
-    """A failure that may pass by itself, such as a conflict, a timeout or a 5xx answer."""
+    """A failure that may pass by itself, such as a conflict, a timeout or a 5xx response."""
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)

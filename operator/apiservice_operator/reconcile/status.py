@@ -14,7 +14,7 @@ COMPONENT_ORDER = ("api", "worker", "postgres", "redis", "edge")
 
 
 def deployment_progress(deployment: Mapping[str, Any]) -> tuple[int, int, bool]:
-    """Return (desired, ready, rolled out) of a Deployment, as `kubectl rollout status` sees it."""
+    """Return (desired, ready, rolled out) of a Deployment, as `kubectl rollout status` does."""
     spec = deployment.get("spec") or {}
     status = deployment.get("status") or {}
     desired = int(spec.get("replicas", 1))
@@ -36,7 +36,7 @@ def roll_up(
     """Return the per-component replica counts and the components that are not rolled out yet.
 
     Replica counts come from the live Deployment. A Deployment that the watch has not delivered
-    yet counts as not ready, with the replicas the rendered object asks for.
+    yet counts as not ready, with the replicas the rendered object requests.
     """
     components: dict[str, dict[str, int]] = {}
     waiting: list[str] = []
